@@ -1,0 +1,1 @@
+"""Pure validation code: the table schema, profiling, protections, expectations, metrics, gate."""

@@ -1,0 +1,188 @@
+"""Profile a real table into a :class:`TableSchema`: column kinds, nulls, ranges, categories, PII.
+
+Detection uses column names and content. Everything it decides can be overridden by the user
+with a schema file (``TableSchema.apply_overrides``).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
+
+MIN_ROWS = 50
+"""Fewer real rows than this cannot be split, modelled and checked meaningfully."""
+
+_SAMPLE = 2000  # values inspected for content-based detection
+
+_PII_PATTERNS: dict[PIIType, re.Pattern] = {
+    PIIType.EMAIL: re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
+    PIIType.PHONE: re.compile(r"^\+?[\d\s().-]{7,20}$"),
+    PIIType.NATIONAL_ID: re.compile(r"^\d{3}-\d{2}-\d{4}$"),
+    PIIType.IP_ADDRESS: re.compile(r"^(\d{1,3}\.){3}\d{1,3}$"),
+    PIIType.CREDIT_CARD: re.compile(r"^(\d{4}[ -]?){3}\d{1,4}$"),
+}
+_PII_NAMES: list[tuple[re.Pattern, PIIType]] = [
+    (re.compile(r"e[-_]?mail"), PIIType.EMAIL),
+    (re.compile(r"phone|mobile|tel(ephone)?$|fax"), PIIType.PHONE),
+    (re.compile(r"ssn|social_?security|national_?id|passport|tax_?id|nino"), PIIType.NATIONAL_ID),
+    (re.compile(r"^(first|last|full|middle|given|family|sur)_?name$|^name$|^(customer|patient|person|employee|user)_?name$"), PIIType.PERSON_NAME),
+    (re.compile(r"address|street|zip_?code|postcode"), PIIType.ADDRESS),
+    (re.compile(r"^ip(_?addr(ess)?)?$"), PIIType.IP_ADDRESS),
+    (re.compile(r"card_?(number|no)|credit_?card|iban"), PIIType.CREDIT_CARD),
+]
+_KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)|_?(number|no)$", re.I)
+_STRICT_KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)", re.I)
+
+
+def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = None) -> TableSchema:
+    """Profile ``df`` (the real table). ``arrow_schema`` is the source's, when known."""
+    if arrow_schema is None:
+        arrow_schema = pa.Schema.from_pandas(df, preserve_index=False)
+    columns = [_profile_column(df[col], arrow_schema.field(col).type) for col in df.columns]
+    return TableSchema(
+        name=name,
+        n_rows=len(df),
+        columns=columns,
+        arrow_schema_b64=TableSchema.encode_arrow(arrow_schema.remove_metadata()),
+    )
+
+
+def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
+    n = len(s)
+    non_null = s.dropna()
+    null_rate = float(1 - len(non_null) / n) if n else 0.0
+    n_unique = int(non_null.nunique())
+    base = dict(
+        name=str(s.name),
+        arrow_type=str(arrow_type),
+        nullable=null_rate > 0,
+        null_rate=round(null_rate, 6),
+        n_unique=n_unique,
+    )
+    kind, extra = _detect_kind(s, non_null, arrow_type, n_unique)
+    col = ColumnSchema(kind=kind, **base, **extra)
+    if kind in (ColumnKind.KEY,):
+        col.protection = Protection.REGENERATE
+    elif kind in (ColumnKind.PII, ColumnKind.TEXT):
+        col.protection = Protection.FAKE
+    return col
+
+
+def _detect_kind(
+    s: pd.Series, non_null: pd.Series, arrow_type: pa.DataType, n_unique: int
+) -> tuple[ColumnKind, dict]:
+    name = str(s.name).lower()
+    if len(non_null) == 0:
+        return _kind_from_arrow(arrow_type), {}
+    if pa.types.is_boolean(arrow_type) or pd.api.types.is_bool_dtype(non_null):
+        return ColumnKind.BOOLEAN, {"categories": _category_counts(non_null)}
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type) or pd.api.types.is_datetime64_any_dtype(non_null):
+        ts = pd.to_datetime(non_null)
+        return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat()}
+    unique_ratio = n_unique / len(non_null)
+    if pd.api.types.is_numeric_dtype(non_null):
+        if _STRICT_KEY_NAME.search(name) and unique_ratio == 1.0 and len(non_null) >= 20:
+            return ColumnKind.KEY, _numeric_range(non_null)
+        if pa.types.is_integer(arrow_type) or pd.api.types.is_integer_dtype(non_null):
+            return ColumnKind.INTEGER, _numeric_range(non_null)
+        return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": _decimals(non_null)}
+    values = non_null.astype(str)
+    sample = values.sample(min(len(values), _SAMPLE), random_state=0) if len(values) > _SAMPLE else values
+    pii = _detect_pii(name, sample)
+    if pii is not None:
+        return ColumnKind.PII, {"pii_type": pii}
+    fmt = _datetime_format(sample)
+    if fmt is not None:
+        ts = pd.to_datetime(values, format=fmt, utc=fmt.endswith("Z") or "%z" in fmt)
+        return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat(), "datetime_format": fmt}
+    no_spaces = not sample.str.contains(r"\s").any()
+    if unique_ratio == 1.0 and len(non_null) >= 20 and no_spaces and (
+        _KEY_NAME.search(name) or sample.str.len().max() <= 40
+    ):
+        return ColumnKind.KEY, {"key_pattern": _key_pattern(sample)}
+    mean_len = float(sample.str.len().mean())
+    if mean_len > 30 and unique_ratio > 0.5:
+        return ColumnKind.TEXT, {}
+    return ColumnKind.CATEGORICAL, {"categories": _category_counts(non_null)}
+
+
+def _kind_from_arrow(arrow_type: pa.DataType) -> ColumnKind:
+    if pa.types.is_integer(arrow_type):
+        return ColumnKind.INTEGER
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return ColumnKind.FLOAT
+    if pa.types.is_boolean(arrow_type):
+        return ColumnKind.BOOLEAN
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return ColumnKind.DATETIME
+    return ColumnKind.CATEGORICAL
+
+
+def _numeric_range(values: pd.Series) -> dict:
+    return {"min": float(values.min()), "max": float(values.max())}
+
+
+def _decimals(values: pd.Series) -> int:
+    """Largest number of decimal places needed to write the values (capped at 10)."""
+    arr = values.to_numpy(dtype=float)[:_SAMPLE * 5]
+    for d in range(0, 11):
+        if np.allclose(arr, np.round(arr, d), rtol=0, atol=10 ** -(d + 3)):
+            return d
+    return 10
+
+
+def _category_counts(values: pd.Series) -> list[CategoryCount]:
+    counts = values.value_counts(sort=True)
+    out = []
+    for v, c in counts.items():
+        v = v.item() if hasattr(v, "item") else v
+        out.append(CategoryCount(value=v, count=int(c)))
+    return out
+
+
+def _detect_pii(name: str, sample: pd.Series) -> PIIType | None:
+    for pattern, kind in _PII_NAMES:
+        if pattern.search(name):
+            return kind
+    for kind, pattern in _PII_PATTERNS.items():
+        if kind == PIIType.PHONE and sample.str.fullmatch(r"\d+").mean() > 0.5:
+            continue  # plain integers stored as text are not phone numbers
+        if sample.str.fullmatch(pattern).mean() >= 0.9:
+            return kind
+    return None
+
+
+_DATETIME_FORMATS = [
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%Y/%m/%d",
+]
+
+
+def _datetime_format(sample: pd.Series) -> str | None:
+    if not sample.str.contains(r"\d").all():
+        return None
+    for fmt in _DATETIME_FORMATS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
+        if parsed.notna().all():
+            return fmt
+    return None
+
+
+def _key_pattern(sample: pd.Series) -> str:
+    """The most common shape of the values: A = upper letter, a = lower letter, 9 = digit."""
+    shapes = sample.str.replace(r"[A-Z]", "A", regex=True).str.replace(r"[a-z]", "a", regex=True)
+    shapes = shapes.str.replace(r"\d", "9", regex=True)
+    return str(shapes.value_counts().index[0])

@@ -1,0 +1,167 @@
+"""The one schema type: the profile of the real table, passed everywhere.
+
+It is produced by :mod:`validation.profile`, may be edited by the user as YAML, and is read by
+protections, generators, expectations and the release manifest.
+"""
+from __future__ import annotations
+
+import base64
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+from pydantic import BaseModel, Field
+
+from validation.errors import InputError
+
+
+class ColumnKind(str, Enum):
+    INTEGER = "integer"
+    FLOAT = "float"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    TEXT = "text"
+    KEY = "key"
+    PII = "pii"
+
+
+class PIIType(str, Enum):
+    EMAIL = "email"
+    PHONE = "phone"
+    PERSON_NAME = "person_name"
+    NATIONAL_ID = "national_id"
+    ADDRESS = "address"
+    IP_ADDRESS = "ip_address"
+    CREDIT_CARD = "credit_card"
+
+
+class Protection(str, Enum):
+    """What happens to a column before any generator sees the data."""
+
+    MODEL = "model"  # the generator learns it
+    REGENERATE = "regenerate"  # fresh unique ids in the same format (keys)
+    FAKE = "fake"  # replaced by Faker values of the same kind (PII, free text)
+    DROP = "drop"  # removed from the release
+
+
+class CategoryCount(BaseModel):
+    value: str | int | float | bool
+    count: int
+
+
+class ColumnSchema(BaseModel):
+    """Profile of one column of the real table."""
+
+    name: str
+    kind: ColumnKind
+    arrow_type: str = Field(description="Arrow type of the source column, e.g. int64, string")
+    nullable: bool = True
+    null_rate: float = 0.0
+    n_unique: int = 0
+    min: float | str | None = Field(None, description="numeric minimum or ISO datetime")
+    max: float | str | None = Field(None, description="numeric maximum or ISO datetime")
+    decimals: int | None = Field(None, description="decimal places seen in float values")
+    categories: list[CategoryCount] | None = Field(
+        None, description="value frequencies, most frequent first (categorical/boolean only)"
+    )
+    datetime_format: str | None = None
+    pii_type: PIIType | None = None
+    key_pattern: str | None = Field(None, description="shape of key values, e.g. 'N#####' ")
+    protection: Protection = Protection.MODEL
+
+    @property
+    def is_constant(self) -> bool:
+        return self.n_unique == 1 and self.null_rate == 0.0
+
+    @property
+    def is_all_null(self) -> bool:
+        return self.null_rate >= 1.0
+
+    @property
+    def modeled(self) -> bool:
+        """True when a generator learns this column (the others are filled by protections)."""
+        return (
+            self.protection == Protection.MODEL
+            and self.kind not in (ColumnKind.KEY, ColumnKind.PII, ColumnKind.TEXT)
+            and not self.is_all_null
+        )
+
+    @property
+    def category_values(self) -> list[Any]:
+        return [c.value for c in self.categories or []]
+
+
+class TableSchema(BaseModel):
+    """Profile of the whole real table."""
+
+    name: str
+    n_rows: int
+    columns: list[ColumnSchema]
+    arrow_schema_b64: str = Field("", description="the source Arrow schema, IPC-serialized")
+
+    def column(self, name: str) -> ColumnSchema:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def modeled_columns(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.modeled]
+
+    @property
+    def released_columns(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.protection != Protection.DROP]
+
+    # Arrow schema -------------------------------------------------------------------------
+    @staticmethod
+    def encode_arrow(schema: pa.Schema) -> str:
+        return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+    def arrow_schema(self) -> pa.Schema:
+        """The source's Arrow schema restricted to the released columns, in source order."""
+        full = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.arrow_schema_b64)))
+        keep = [c.name for c in self.released_columns]
+        return pa.schema([full.field(n) for n in keep], metadata=None)
+
+    # YAML round trip for user overrides ----------------------------------------------------
+    def to_yaml(self, path: Path) -> None:
+        data = self.model_dump(mode="json", exclude={"arrow_schema_b64"})
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    def apply_overrides(self, path: Path) -> "TableSchema":
+        """Apply a user's schema file: any column field given there wins over detection."""
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"schema file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"schema file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+            raise InputError(f"schema file {path} needs a 'columns' list")
+        by_name = {c.name: c for c in self.columns}
+        updated = dict(by_name)
+        for entry in data["columns"]:
+            if not isinstance(entry, dict) or "name" not in entry:
+                raise InputError(f"schema file {path}: every column entry needs a 'name'")
+            name = entry["name"]
+            if name not in by_name:
+                raise InputError(
+                    f"schema file {path} names column {name!r}, which the source does not have"
+                )
+            merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
+            try:
+                updated[name] = ColumnSchema.model_validate(merged)
+            except Exception as exc:  # pydantic's message names the bad field
+                first = str(exc).splitlines()
+                raise InputError(
+                    f"schema file {path}, column {name!r}: {' '.join(first[:3])}"
+                ) from None
+        return self.model_copy(update={"columns": [updated[c.name] for c in self.columns]})
