@@ -1,0 +1,1 @@
+"""Prefect flows (the parent `synthesize` flow, the `train-generator` flow) and the CLI."""

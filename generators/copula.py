@@ -1,0 +1,211 @@
+"""Gaussian copula baseline: the model inside SDV's GaussianCopulaSynthesizer.
+
+SDV's synthesizer persists only through cloudpickle, and loading a pickle can run code. So this
+family fits the same ``copulas.GaussianMultivariate`` (beta marginals, SDV's default) on a small
+preprocessing of its own — SDV-style: categories as frequency intervals of [0, 1], nulls as an
+indicator column — and saves everything as JSON.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
+from validation.schema import ColumnKind, TableSchema
+
+_NULL = "__null__"
+
+
+class CopulaConfig(GeneratorConfig):
+    """Gaussian copula options."""
+
+    distribution: str = Field("beta", description="marginal family: beta, gaussian_kde, truncated_gaussian, uniform")
+    enforce_min_max: bool = Field(True, description="clip sampled numerics to the real range")
+
+
+_DISTRIBUTIONS = {
+    "beta": "copulas.univariate.BetaUnivariate",
+    "gaussian_kde": "copulas.univariate.GaussianKDE",
+    "truncated_gaussian": "copulas.univariate.TruncatedGaussian",
+    "uniform": "copulas.univariate.UniformUnivariate",
+    "gaussian": "copulas.univariate.GaussianUnivariate",
+}
+
+
+class CopulaGenerator(Generator):
+    """Fast CPU baseline: Gaussian copula over SDV-style encoded columns."""
+
+    family = "copula"
+    config_class = CopulaConfig
+
+    def __init__(self, config: CopulaConfig | None = None) -> None:
+        super().__init__(config)
+        self._plan: list[dict] = []  # one entry per modeled column: how it is encoded
+        self._model_dict: dict | None = None
+        self._model = None
+        self._dtypes: dict[str, str] = {}
+
+    # -------------------------------------------------------------------------------- fit
+    def fit(self, table: pd.DataFrame, schema: TableSchema, progress: ProgressCallback = no_progress) -> "CopulaGenerator":
+        from copulas.multivariate import GaussianMultivariate
+
+        self.schema = schema
+        cols = [c for c in schema.modeled_columns if c.name in table.columns]
+        rng = np.random.default_rng(self.config.seed)
+        encoded: dict[str, np.ndarray] = {}
+        self._plan = []
+        self._dtypes = {c.name: str(table[c.name].dtype) for c in cols}
+        for col in cols:
+            s = table[col.name]
+            entry: dict = {"name": col.name, "kind": col.kind.value}
+            if col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+                values = s.astype(object).where(s.notna(), _NULL)
+                counts = values.value_counts(sort=True)
+                probs = (counts / counts.sum()).to_numpy()
+                edges = np.concatenate([[0.0], np.cumsum(probs)])
+                edges[-1] = 1.0
+                entry.update(categories=[_jsonable(v) for v in counts.index], edges=edges.tolist())
+                if len(counts) > 1:
+                    codes = pd.Categorical(values, categories=counts.index).codes
+                    lo, hi = edges[codes], edges[codes + 1]
+                    # SDV's UniformEncoder: a uniform draw inside the category's interval
+                    encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
+            else:
+                numeric = _to_numeric(s, col.kind)
+                null = np.isnan(numeric)
+                entry["null_rate"] = float(null.mean())
+                finite = numeric[~null]
+                entry["min"], entry["max"] = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
+                entry["decimals"] = col.decimals
+                if len(finite) and finite.min() != finite.max():
+                    encoded[col.name] = np.where(null, finite.mean(), numeric)
+                    entry["modeled"] = True
+                if 0 < entry["null_rate"] < 1:
+                    encoded[f"{col.name}#null"] = null.astype(float)
+            self._plan.append(entry)
+        progress(ProgressEvent("fit", 0, 1))
+        frame = pd.DataFrame(encoded)
+        self._model_dict = None
+        self._model = None
+        if frame.shape[1]:
+            model = GaussianMultivariate(distribution=_DISTRIBUTIONS[self.config.distribution])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(frame)
+            self._model = model
+            self._model_dict = model.to_dict()
+        progress(ProgressEvent("fit", 1, 1))
+        return self
+
+    # -------------------------------------------------------------------------------- sample
+    def sample(self, n: int, seed: int = 0, progress: ProgressCallback = no_progress) -> pd.DataFrame:
+        if self.schema is None:
+            raise RuntimeError("fit or load the generator before sampling")
+        rng = np.random.default_rng(seed)
+        raw = pd.DataFrame(index=range(n))
+        if self._model is not None and n:
+            self._model.set_random_state(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw = self._model.sample(n).reset_index(drop=True)
+        out = {}
+        for entry in self._plan:
+            name = entry["name"]
+            if "categories" in entry:
+                cats = entry["categories"]
+                if name in raw:
+                    u = np.clip(raw[name].to_numpy(), 0.0, 1.0 - 1e-12)
+                    idx = np.searchsorted(np.asarray(entry["edges"]), u, side="right") - 1
+                    idx = np.clip(idx, 0, len(cats) - 1)
+                else:
+                    idx = np.zeros(n, dtype=int)
+                values = np.asarray(cats, dtype=object)[idx]
+                values[values == _NULL] = None
+                out[name] = values
+            else:
+                if entry.get("modeled"):
+                    x = raw[name].to_numpy(dtype=float)
+                else:
+                    x = np.full(n, entry["min"], dtype=float)
+                if self.config.enforce_min_max:
+                    x = np.clip(x, entry["min"], entry["max"])
+                if entry["kind"] == ColumnKind.INTEGER.value:
+                    x = np.round(x)
+                elif entry.get("decimals") is not None:
+                    x = np.round(x, entry["decimals"])
+                if f"{name}#null" in raw:
+                    x[raw[f"{name}#null"].to_numpy() > 0.5] = np.nan
+                elif entry["null_rate"] >= 1.0:
+                    x[:] = np.nan
+                out[name] = x
+        progress(ProgressEvent("sample", n, n))
+        return _restore_dtypes(pd.DataFrame(out), self._plan, self._dtypes, rng)
+
+    # -------------------------------------------------------------------------------- persist
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self._write_meta(directory)
+        state = {"plan": self._plan, "dtypes": self._dtypes, "model": self._model_dict}
+        (directory / "copula.json").write_text(json.dumps(state, default=_jsonable))
+
+    @classmethod
+    def load(cls, directory: Path) -> "CopulaGenerator":
+        from copulas.multivariate import GaussianMultivariate
+
+        config, schema, _ = cls._read_meta(Path(directory))
+        gen = cls(config)
+        gen.schema = schema
+        state = json.loads((Path(directory) / "copula.json").read_text())
+        gen._plan, gen._dtypes, gen._model_dict = state["plan"], state["dtypes"], state["model"]
+        gen._model = GaussianMultivariate.from_dict(gen._model_dict) if gen._model_dict else None
+        return gen
+
+
+def _to_numeric(s: pd.Series, kind: ColumnKind) -> np.ndarray:
+    if kind == ColumnKind.DATETIME:
+        ts = pd.to_datetime(s, utc=True, errors="coerce") if s.dtype == object else s
+        if isinstance(ts.dtype, pd.DatetimeTZDtype):
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+        values[pd.isna(ts).to_numpy()] = np.nan
+        return values / 1e9
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+
+
+def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str], rng) -> pd.DataFrame:
+    """Give every column the dtype it had in the training table."""
+    for entry in plan:
+        name, dtype = entry["name"], dtypes[entry["name"]]
+        col = frame[name]
+        if entry["kind"] == ColumnKind.DATETIME.value:
+            ts = pd.to_datetime(np.round(col.to_numpy(dtype=float) * 1e9).astype("float"), unit="ns", errors="coerce")
+            ts = pd.Series(ts)
+            if "UTC" in dtype or "tz" in dtype or "," in dtype:
+                ts = ts.dt.tz_localize("UTC")
+            frame[name] = ts.astype(dtype) if dtype != "object" else ts
+        elif dtype == "object" or dtype.startswith("string") or dtype == "category":
+            frame[name] = col.astype(object)
+        elif dtype == "bool":
+            frame[name] = col.astype(object).map(lambda v: bool(v) if v is not None else None)
+            if frame[name].notna().all():
+                frame[name] = frame[name].astype(bool)
+        elif dtype.startswith("int") and col.isna().any():
+            frame[name] = col.astype(float)
+        else:
+            frame[name] = col.astype(dtype)
+    return frame
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v

