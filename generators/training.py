@@ -1,0 +1,294 @@
+"""Training-loop pieces shared by the PyTorch families (vae, gan, diffusion).
+
+* :func:`seeded` — every random draw (NumPy, torch CPU and CUDA) comes from the given seed, and the
+  caller's global RNG state is restored afterwards, so the same seed, data and config give the same
+  model and the same rows on CPU.
+* :func:`autocast` — bf16 mixed precision on CUDA only; CPU runs full float32.
+* :func:`shuffled_batches` / :func:`train_epochs` — the minibatch epoch loop that reports one
+  :class:`ProgressEvent` per epoch with the mean losses.
+* :func:`save_model` / :func:`load_model` — module weights and encoder arrays as safetensors,
+  everything else as JSON through ``Generator._write_meta``; loading never unpickles.
+* :class:`TorchGenerator` — the fit/sample/save/load skeleton on the shared encoder; a family
+  supplies its networks, one training run and one batch of generated encoded rows.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.torch import load_file as load_torch, save_file as save_torch
+
+from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
+from generators.device import resolve_device
+from generators.encoder import TabularEncoder
+from validation.errors import InputError
+from validation.schema import TableSchema
+
+MODEL_FILE = "model.safetensors"
+ENCODER_FILE = "encoder.safetensors"
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# seeding, device, precision
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[np.random.Generator]:
+    """Run a block with torch/NumPy/random seeded from ``seed``; restore the outer RNG state after.
+
+    Yields a NumPy generator for NumPy-side draws. Torch draws inside use the global torch RNG
+    (dropout, gumbel noise and ``randperm`` all read it), which this block owns.
+    """
+    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)  # also seeds every CUDA device
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield np.random.default_rng(seed)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (no loss scaling needed for bf16); a no-op on CPU."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# the epoch loop
+# --------------------------------------------------------------------------------------------
+def shuffled_batches(n_rows: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Row indices of one epoch in seeded random order, in batches of ``batch_size``.
+
+    A last batch of fewer than two rows is dropped when there are other batches: BatchNorm
+    cannot normalise a single row.
+    """
+    perm = torch.randperm(n_rows).to(device)
+    for start in range(0, n_rows, batch_size):
+        idx = perm[start:start + batch_size]
+        if len(idx) < 2 and start > 0:
+            break
+        yield idx
+
+
+def train_epochs(
+    epochs: int,
+    batches: Callable[[], Iterable[T]],
+    step: Callable[[T], dict[str, torch.Tensor]],
+    progress: ProgressCallback = no_progress,
+) -> list[dict[str, float]]:
+    """Run ``epochs`` epochs of ``step`` over ``batches()``; report and return per-epoch means.
+
+    ``step`` returns detached scalar tensors; they are summed on the device and read once per
+    epoch, so a CUDA run is not synchronised after every step.
+    """
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for batch in batches():
+            for key, value in step(batch).items():
+                sums[key] = sums[key] + value if key in sums else value.detach().clone()
+            count += 1
+        means = {k: float(v.float().item()) / max(count, 1) for k, v in sums.items()}
+        history.append(means)
+        progress(ProgressEvent(stage="fit", step=epoch, total=epochs, metrics=means))
+    return history
+
+
+# --------------------------------------------------------------------------------------------
+# persistence
+# --------------------------------------------------------------------------------------------
+def save_model(
+    generator: Generator,
+    directory: Path,
+    modules: dict[str, torch.nn.Module],
+    encoder: TabularEncoder,
+    extra: dict | None = None,
+) -> None:
+    """Write module weights and encoder arrays as safetensors and the rest as generator.json."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        f"{name}.{key}": value.detach().to("cpu").contiguous()
+        for name, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+    save_torch(tensors, str(directory / MODEL_FILE))
+    enc_config, enc_arrays = encoder.state()
+    save_numpy(enc_arrays, str(directory / ENCODER_FILE))
+    generator._write_meta(directory, {"encoder": enc_config, **(extra or {})})
+
+
+def load_model(
+    cls: type[Generator], directory: Path
+) -> tuple[GeneratorConfig, TableSchema, dict, TabularEncoder, dict[str, torch.Tensor]]:
+    """Read what :func:`save_model` wrote: config, schema, meta, encoder and CPU tensors."""
+    directory = Path(directory)
+    config, schema, meta = cls._read_meta(directory)
+    encoder = TabularEncoder.from_state(meta["encoder"], load_numpy(str(directory / ENCODER_FILE)))
+    tensors = load_torch(str(directory / MODEL_FILE), device="cpu")
+    return config, schema, meta, encoder, tensors
+
+
+def module_state(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The state dict of module ``name`` out of :func:`load_model`'s flat tensor dict."""
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+# --------------------------------------------------------------------------------------------
+# the shared generator skeleton
+# --------------------------------------------------------------------------------------------
+class TorchConfig(GeneratorConfig):
+    """Knobs every PyTorch family has."""
+
+    epochs: int = Field(100, ge=1, description="passes over the training table")
+    batch_size: int = Field(500, ge=2, description="rows per training step")
+    learning_rate: float = Field(1e-3, gt=0)
+    max_categories: int = Field(1000, ge=2, description="one-hot slots per categorical column; rarer values are pooled")
+    sample_batch_size: int = Field(100_000, ge=1, description="rows generated per forward pass when sampling")
+
+
+class TorchGenerator(Generator):
+    """fit/sample/save/load for a PyTorch family on the shared :class:`TabularEncoder`.
+
+    Subclasses implement :meth:`_build` (create networks from the encoder layout),
+    :meth:`_train` (one training run on the encoded matrix), :meth:`_generate` (one batch of
+    encoded rows), :meth:`_modules` (the networks to save) and optionally :meth:`_extra_state`.
+    """
+
+    config: TorchConfig
+    config_class = TorchConfig
+
+    def __init__(self, config: TorchConfig | None = None) -> None:
+        super().__init__(config)
+        self.encoder: TabularEncoder | None = None
+        self.device: torch.device = torch.device("cpu")
+        self.loss_history: list[dict[str, float]] = []
+
+    # hooks ----------------------------------------------------------------------------------
+    @abstractmethod
+    def _build(self, extra: dict) -> None:
+        """Create the networks on ``self.device`` from ``self.encoder`` and saved ``extra`` state."""
+
+    @abstractmethod
+    def _train(self, data: torch.Tensor, progress: ProgressCallback) -> list[dict[str, float]]:
+        """Train on the encoded matrix ``data`` (already on the device); return epoch losses."""
+
+    @abstractmethod
+    def _generate(self, n: int) -> torch.Tensor:
+        """``n`` encoded rows (one-hot blocks may be soft; decoding takes the argmax)."""
+
+    @abstractmethod
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        """The networks whose weights are saved, by name."""
+
+    def _extra_state(self) -> dict:
+        """JSON-able state besides weights that :meth:`_build` needs on load."""
+        return {}
+
+    def _prepare(self, data: torch.Tensor) -> dict:
+        """Derive what :meth:`_build` needs from the training matrix (default: nothing)."""
+        return {}
+
+    # interface ------------------------------------------------------------------------------
+    def fit(self, table: pd.DataFrame, schema: TableSchema, progress: ProgressCallback = no_progress) -> "TorchGenerator":
+        """Encode the modeled columns of ``table`` and train the family's networks on them."""
+        if len(table) < 2:
+            raise InputError(f"need at least 2 training rows, got {len(table)}")
+        self.device = resolve_device(self.config.device)
+        self.schema = schema
+        with seeded(self.config.seed, self.device):
+            self.encoder = TabularEncoder(max_categories=self.config.max_categories).fit(table, schema)
+            matrix = self.encoder.transform(table)
+            data = torch.from_numpy(matrix).to(self.device)
+            self._build(self._prepare(data))
+            self.loss_history = self._train(data, progress)
+        return self
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, progress: ProgressCallback = no_progress) -> pd.DataFrame:
+        """``n`` rows of the modeled columns with the source dtypes; the same seed gives the same rows."""
+        if self.encoder is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        for module in self._modules().values():
+            module.eval()
+        parts: list[np.ndarray] = []
+        total = max(1, -(-n // self.config.sample_batch_size))
+        with seeded(seed, self.device):
+            done = 0
+            for i in range(total):
+                size = min(self.config.sample_batch_size, n - done)
+                if size > 0:
+                    with autocast(self.device):
+                        rows = self._generate(size)
+                    parts.append(rows.float().cpu().numpy())
+                    done += size
+                progress(ProgressEvent(stage="sample", step=i + 1, total=total))
+        matrix = np.concatenate(parts) if parts else np.zeros((0, self.encoder.width), np.float32)
+        return self.encoder.inverse_transform(matrix, seed=seed)
+
+    def save(self, directory: Path) -> None:
+        """Weights and encoder arrays as safetensors, config/schema/encoder layout as JSON."""
+        if self.encoder is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        save_model(self, Path(directory), self._modules(), self.encoder,
+                   {"state": self._extra_state(), "loss_history": self.loss_history})
+
+    @classmethod
+    def load(cls, directory: Path) -> "TorchGenerator":
+        """Rebuild from :meth:`save`'s files.
+
+        Sampling runs on the saved device setting, except that a model trained on a GPU worker
+        and loaded on a host without CUDA samples on the CPU (the weights are already learned).
+        """
+        config, schema, meta, encoder, tensors = load_model(cls, directory)
+        gen = cls(config)  # type: ignore[arg-type]
+        gen.schema, gen.encoder = schema, encoder
+        gen.loss_history = meta.get("loss_history", [])
+        wanted = "auto" if config.device == "cuda" and not torch.cuda.is_available() else config.device
+        gen.device = resolve_device(wanted)
+        gen._build(meta.get("state", {}))
+        for name, module in gen._modules().items():
+            module.load_state_dict(module_state(tensors, name))
+            module.to(gen.device)
+        return gen
+
+
+def span_groups(encoder: TabularEncoder) -> tuple[list[int], list[tuple[int, int]]]:
+    """Column indices of the numeric dims and (start, end) of each categorical block."""
+    numeric = [s.start for s in encoder.spans if s.kind == "numeric"]
+    blocks = [(s.start, s.end) for s in encoder.spans if s.kind == "categorical"]
+    return numeric, blocks
+
+
+def categorical_activation(logits: torch.Tensor, blocks: list[tuple[int, int]], hard_sample: bool) -> torch.Tensor:
+    """One-hot draws (``hard_sample``) or softmax probabilities for every categorical block."""
+    out = logits.clone()
+    for start, end in blocks:
+        block = logits[:, start:end].float()
+        if hard_sample:
+            # Gumbel-max: an exact categorical draw from the global (seeded) torch RNG
+            gumbel = -torch.log(-torch.log(torch.rand_like(block).clamp_min(1e-20)).clamp_min(1e-20))
+            idx = (block + gumbel).argmax(dim=1)
+            out[:, start:end] = torch.nn.functional.one_hot(idx, end - start).to(out.dtype)
+        else:
+            out[:, start:end] = torch.softmax(block, dim=1).to(out.dtype)
+    return out
+

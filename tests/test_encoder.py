@@ -1,0 +1,223 @@
+"""The shared tabular encoder: exact round trips on real tables, edge tables, the cardinality cap."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from generators.base import ProgressEvent
+from generators.encoder import Span, TabularEncoder
+from generators.training import seeded, shuffled_batches, train_epochs
+from tests.tables import nycflights_dir, real_table
+from validation.profile import profile_table
+from validation.schema import ColumnKind
+
+
+def _roundtrip(df: pd.DataFrame, schema, **options) -> tuple[TabularEncoder, np.ndarray, pd.DataFrame]:
+    enc = TabularEncoder(**options).fit(df, schema)
+    matrix = enc.transform(df)
+    return enc, matrix, enc.inverse_transform(matrix)
+
+
+def _assert_spans_tile(enc: TabularEncoder) -> None:
+    pos = 0
+    for span in enc.spans:
+        assert span.start == pos and span.end > span.start
+        pos = span.end
+    assert pos == enc.width
+
+
+@pytest.mark.parametrize("name", ["planes", "weather"])
+def test_roundtrip_is_exact_on_real_tables(name: str) -> None:
+    df, schema = real_table(name, rows=4000 if name == "weather" else None)
+    enc, matrix, out = _roundtrip(df, schema)
+    modeled = [c.name for c in schema.modeled_columns]
+    assert enc.columns == modeled
+    assert matrix.dtype == np.float32 and matrix.shape == (len(df), enc.width)
+    assert np.isfinite(matrix).all()
+    _assert_spans_tile(enc)
+    # same dtypes (incl. datetime64[s, UTC]), same nulls, same values, bit for bit
+    pd.testing.assert_frame_equal(out, df[modeled].reset_index(drop=True), check_exact=True)
+
+
+def test_roundtrip_exact_with_pandas_csv_dtypes() -> None:
+    """read_csv gives datetimes as strings and int columns with nulls as float64."""
+    df = pd.read_csv(nycflights_dir() / "weather.csv", nrows=3000)
+    schema = profile_table(df, "weather")
+    assert schema.column("time_hour").kind == ColumnKind.DATETIME
+    assert schema.column("wind_dir").kind == ColumnKind.FLOAT and df["wind_dir"].isna().any()
+    _, _, out = _roundtrip(df, schema)
+    pd.testing.assert_frame_equal(out, df[out.columns.tolist()], check_exact=True)
+    assert out["time_hour"].iloc[0] == "2013-01-01T06:00:00Z"
+
+
+def test_roundtrip_exact_with_extension_dtypes() -> None:
+    """Nullable Int64, string[pyarrow], category, nullable boolean, naive datetimes, dates."""
+    planes, _ = real_table("planes", rows=600)
+    df = pd.DataFrame({
+        "year": planes["year"].astype("Int64"),
+        "manufacturer": planes["manufacturer"].astype("string[pyarrow]"),
+        "engine": planes["engine"].astype("category"),
+        "turbo": planes["engine"].map({"Turbo-fan": True, "Turbo-jet": False}).astype("boolean"),
+        "many_seats": planes["seats"] > 150,
+        "built": pd.to_datetime(planes["year"].astype("Int64").astype(str).replace("<NA>", None), format="%Y"),
+    })
+    df["built_date"] = df["built"].dt.date.astype(object).where(df["built"].notna(), None)
+    schema = profile_table(df, "planes_ext")
+    enc, _, out = _roundtrip(df, schema)
+    assert enc.columns == list(df.columns)
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
+
+
+def test_decoding_any_matrix_respects_the_schema() -> None:
+    df, schema = real_table("weather", rows=3000)
+    enc = TabularEncoder().fit(df, schema)
+    noise = np.random.default_rng(1).normal(0, 3, size=(2000, enc.width)).astype(np.float32)
+    out = enc.inverse_transform(noise)
+    for col in schema.modeled_columns:
+        real, synth = df[col.name], out[col.name]
+        assert synth.dtype == real.dtype
+        if col.kind == ColumnKind.CATEGORICAL:
+            assert set(synth.dropna()) <= set(real.dropna())
+        elif col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME):
+            assert synth.min() >= real.min() and synth.max() <= real.max()
+        if col.kind == ColumnKind.INTEGER:
+            assert np.all(synth.dropna() == np.round(synth.dropna()))
+        if col.kind == ColumnKind.FLOAT and col.decimals is not None:
+            v = synth.dropna().to_numpy()
+            assert np.allclose(v, np.round(v, col.decimals), rtol=0, atol=1e-9)
+        if not real.isna().any():
+            assert not synth.isna().any()
+    # hourly timestamps stay on the hour
+    assert (out["time_hour"].dt.minute == 0).all() and (out["time_hour"].dt.second == 0).all()
+
+
+def test_null_indicator_is_a_two_wide_categorical_span() -> None:
+    df, schema = real_table("planes")
+    enc = TabularEncoder().fit(df, schema)
+    speed = [s for s in enc.spans if s.column == "speed"]
+    assert [s.kind for s in speed] == ["numeric", "categorical"]
+    assert speed[1].width == 2
+    matrix = enc.transform(df)
+    block = matrix[:, speed[1].start:speed[1].end]
+    assert np.array_equal(block.sum(axis=1), np.ones(len(df), np.float32))
+    assert block[:, 1].sum() == df["speed"].isna().sum()
+    assert isinstance(speed[0], Span) and speed[0].column == "speed"
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["temp", "humid", "precip", "wind_dir"],  # only numeric, with nulls
+        ["origin"],  # single categorical column
+        ["pressure"],  # single numeric column with nulls
+        ["year", "origin"],  # a constant column
+        ["wind_gust", "hour"],  # mostly null (about 80%)
+        ["time_hour"],  # only a tz-aware datetime
+    ],
+)
+def test_edge_tables_roundtrip(columns: list[str]) -> None:
+    df, _ = real_table("weather", rows=1500)
+    df = df[columns]
+    schema = profile_table(df, "edge")
+    enc, matrix, out = _roundtrip(df, schema)
+    _assert_spans_tile(enc)
+    pd.testing.assert_frame_equal(out, df.reset_index(drop=True), check_exact=True)
+
+
+def test_only_categorical_and_nearly_all_null() -> None:
+    planes, schema = real_table("planes")
+    df = planes[["type", "manufacturer", "engine"]]
+    _, _, out = _roundtrip(df, profile_table(df, "cats"))
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
+    # speed is 99.3% null in planes; keep its 23 values among 400 rows
+    df = planes.loc[planes["speed"].notna() | (planes.index < 400), ["speed", "engines"]].reset_index(drop=True)
+    assert 0.9 < df["speed"].isna().mean() < 1
+    _, matrix, out = _roundtrip(df, profile_table(df, "sparse"))
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
+    # a train split that holds no value at all of a modeled column still encodes and decodes
+    df = planes[["speed", "engines"]].iloc[:40].copy()
+    df = df[df["speed"].isna()]
+    schema = profile_table(planes[["speed", "engines"]], "full")
+    enc, matrix, out = _roundtrip(df, schema)
+    assert out["speed"].isna().all() and out["speed"].dtype == np.float64
+
+
+def test_cardinality_cap_bounds_width_and_decodes_pooled_values() -> None:
+    rng = np.random.default_rng(0)
+    n = 120_000
+    # 50,000 distinct values, Zipf-like frequencies: a few frequent, a long tail of singletons
+    ids = np.minimum(rng.zipf(1.3, size=n), 10**9) % 50_000
+    ids[:50_000] = np.arange(50_000)  # every value at least once
+    df = pd.DataFrame({"code": pd.Series([f"c{i}" for i in ids], dtype=object), "x": rng.normal(size=n)})
+    schema = profile_table(df, "wide")
+    assert schema.column("code").kind == ColumnKind.CATEGORICAL
+    enc = TabularEncoder(max_categories=200).fit(df, schema)
+    assert enc.width == 200 + 1
+    counts = df["code"].value_counts()
+    cfg, _ = enc.state()
+    code_cfg = cfg["columns"][0]
+    assert code_cfg["values"] == counts.index[:199].tolist()
+    assert min(code_cfg["pool_counts"]) >= 2  # singletons are never emitted from the pool
+    matrix = enc.transform(df)
+    out = enc.inverse_transform(matrix, seed=3)
+    frequent = df["code"].isin(code_cfg["values"])
+    assert (out["code"][frequent] == df["code"][frequent]).all()
+    pooled_out = out["code"][~frequent]
+    assert pooled_out.isin(set(code_cfg["pool_values"])).all()
+    assert pooled_out.nunique() > 100  # drawn across the pool, not one fixed value
+    assert out["code"].equals(enc.inverse_transform(matrix, seed=3)["code"])  # seeded
+    assert not out["code"].equals(enc.inverse_transform(matrix, seed=4)["code"])
+
+
+def test_state_roundtrip_through_json() -> None:
+    df, schema = real_table("weather", rows=2000)
+    enc = TabularEncoder(max_categories=5).fit(df, schema)
+    config, arrays = enc.state()
+    assert all(isinstance(a, np.ndarray) for a in arrays.values())
+    again = TabularEncoder.from_state(json.loads(json.dumps(config)), arrays)
+    assert again.spans == enc.spans and again.width == enc.width
+    matrix = enc.transform(df)
+    assert np.array_equal(again.transform(df), matrix)
+    pd.testing.assert_frame_equal(again.inverse_transform(matrix, seed=1), enc.inverse_transform(matrix, seed=1))
+
+
+def test_transform_of_unseen_rows() -> None:
+    """Holdout rows: values outside the fitted range clamp, unseen categories pool."""
+    df, schema = real_table("planes")
+    enc = TabularEncoder().fit(df.iloc[:1000], schema)
+    matrix = enc.transform(df.iloc[1000:])
+    assert np.isfinite(matrix).all() and np.abs(matrix).max() < 5
+
+
+def test_seeded_blocks_reproduce_and_restore_global_rng() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    with seeded(7):
+        a = torch.randn(5)
+        perm_a = torch.cat(list(shuffled_batches(10, 4, torch.device("cpu"))))
+    after = torch.rand(1)
+    assert torch.equal(before, after)  # the caller's RNG stream is untouched
+    with seeded(7):
+        b = torch.randn(5)
+        perm_b = torch.cat(list(shuffled_batches(10, 4, torch.device("cpu"))))
+    assert torch.equal(a, b) and torch.equal(perm_a, perm_b)
+    assert sorted(perm_a.tolist()) == list(range(10))
+
+
+def test_train_epochs_reports_each_epoch() -> None:
+    events: list[ProgressEvent] = []
+    calls = []
+
+    def step(batch: int) -> dict[str, torch.Tensor]:
+        calls.append(batch)
+        return {"loss": torch.tensor(float(batch))}
+
+    history = train_epochs(3, lambda: [1, 3], step, events.append)
+    assert [e.step for e in events] == [1, 2, 3] and all(e.total == 3 and e.stage == "fit" for e in events)
+    assert history == [{"loss": 2.0}] * 3 and events[-1].metrics == {"loss": 2.0}
+    assert len(calls) == 6
