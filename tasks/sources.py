@@ -117,10 +117,7 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
             delimiter = sniffer.sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    try:
-        has_header = sniffer.has_header(sample) if len(lines) > 1 else True
-    except csv.Error:
-        has_header = True
+    has_header = _has_header(sniffer, sample, delimiter) if len(lines) > 1 else True
     if has_header and len([ln for ln in lines if ln.strip()]) <= 1 and len(data) <= 65536:
         raise InputError(f"source {path} has a header but no rows")
     try:
@@ -142,6 +139,31 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
     if table.num_rows == 0:
         raise InputError(f"source {path} has a header but no rows")
     return table
+
+
+def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
+    """csv.Sniffer's type test, plus: a first row of distinct non-numeric names that never
+    reappear in their column below is a header (the Sniffer misses all-text tables)."""
+    try:
+        if sniffer.has_header(sample):
+            return True
+    except csv.Error:
+        pass
+    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    if len(rows) < 2:
+        return True
+    first, rest = rows[0], rows[1:]
+
+    def numeric(v: str) -> bool:
+        try:
+            float(v)
+            return True
+        except ValueError:
+            return False
+
+    if not first or any(not f.strip() or numeric(f) for f in first) or len(set(first)) != len(first):
+        return False
+    return all(first[i] not in {r[i] for r in rest if len(r) > i} for i in range(len(first)))
 
 
 def _csv_bytes(path: Path) -> bytes:

@@ -42,6 +42,7 @@ _STRICT_KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)", 
 def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = None) -> TableSchema:
     """Profile ``df`` (the real table). ``arrow_schema`` is the source's, when known."""
     if arrow_schema is None:
+        df = coerce_mixed_columns(df)
         arrow_schema = pa.Schema.from_pandas(df, preserve_index=False)
     columns = [_profile_column(df[col], arrow_schema.field(col).type) for col in df.columns]
     return TableSchema(
@@ -50,6 +51,23 @@ def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = 
         columns=columns,
         arrow_schema_b64=TableSchema.encode_arrow(arrow_schema.remove_metadata()),
     )
+
+
+def coerce_mixed_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose values mix types (e.g. 1 and "a") become text; other columns are untouched."""
+    mixed = []
+    for name in df.columns:
+        if df[name].dtype == object:
+            try:
+                pa.array(df[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                mixed.append(name)
+    if not mixed:
+        return df
+    out = df.copy()
+    for name in mixed:
+        out[name] = df[name].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return out
 
 
 def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
@@ -182,7 +200,26 @@ def _datetime_format(sample: pd.Series) -> str | None:
 
 
 def _key_pattern(sample: pd.Series) -> str:
-    """The most common shape of the values: A = upper letter, a = lower letter, 9 = digit."""
+    """The most common shape of the values.
+
+    ``A`` = any upper-case letter, ``a`` = any lower-case letter, ``9`` = any digit; a character
+    letter that is the same in every value of that shape is kept literally, escaped with a
+    backslash, as is punctuation.
+    """
     shapes = sample.str.replace(r"[A-Z]", "A", regex=True).str.replace(r"[a-z]", "a", regex=True)
     shapes = shapes.str.replace(r"\d", "9", regex=True)
-    return str(shapes.value_counts().index[0])
+    top = str(shapes.value_counts().index[0])
+    same_shape = sample[shapes == top]
+    chars = np.array([list(v) for v in same_shape.head(_SAMPLE)])
+    out = []
+    for i, symbol in enumerate(top):
+        column = chars[:, i]
+        # Constant letters (a prefix like "C" or "N") stay literal; digits stay free so
+        # sequential ids with leading zeros keep their full range.
+        if symbol != "9" and len(same_shape) > 1 and (column == column[0]).all():
+            out.append("\\" + column[0])
+        elif symbol in "Aa9":
+            out.append(symbol)
+        else:
+            out.append("\\" + symbol)
+    return "".join(out)

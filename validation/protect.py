@@ -67,19 +67,33 @@ def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: 
             draw = rng.integers(low, high, size=2 * (n - len(chosen)) + 10)
             chosen.update(int(v) for v in draw if str(int(v)) not in avoid)
         return np.asarray(list(chosen)[:n], dtype=np.int64)
-    pattern = col.key_pattern or "AAAA9999"
-    capacity = 10.0 ** sum(ch == "9" for ch in pattern) * 26.0 ** sum(ch in "Aa" for ch in pattern)
-    if capacity < 4 * (n + len(avoid)):
-        pattern += "9" * max(1, int(np.ceil(np.log10(4 * (n + len(avoid)) / max(capacity, 1)))))
+    tokens = parse_key_pattern(col.key_pattern or "AAAA9999")
     pools = {"A": np.array(list(string.ascii_uppercase)), "a": np.array(list(string.ascii_lowercase)), "9": np.array(list(string.digits))}
+    capacity = float(np.prod([len(pools[t]) for t in tokens if t in pools] or [1]))
+    if capacity < 4 * (n + len(avoid)):
+        # Too few ids of this shape for fresh unique values: widen with digits rather than repeat.
+        tokens += ["9"] * max(1, int(np.ceil(np.log10(4 * (n + len(avoid)) / capacity))))
     chosen_s: dict[str, None] = {}
     while len(chosen_s) < n:
         m = 2 * (n - len(chosen_s)) + 10
-        parts = [rng.choice(pools[ch], size=m) if ch in pools else np.full(m, ch) for ch in pattern]
+        parts = [rng.choice(pools[t], size=m) if t in pools else np.full(m, t[-1]) for t in tokens]
         for value in ("".join(p) for p in zip(*parts)):
             if value not in avoid:
                 chosen_s[value] = None
     return np.asarray(list(chosen_s)[:n], dtype=object)
+
+
+def parse_key_pattern(pattern: str) -> list[str]:
+    """Tokens of a key shape: "A", "a", "9" are wildcards, "\\x" is the literal x."""
+    tokens, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            tokens.append("\\" + pattern[i + 1])
+            i += 2
+        else:
+            tokens.append(pattern[i] if pattern[i] in "Aa9" else "\\" + pattern[i])
+            i += 1
+    return tokens
 
 
 _FAKER_METHOD = {

@@ -1,0 +1,25 @@
+"""Test session set-up: a fresh Prefect home, no analytics, no network, one Prefect test server."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports Prefect: a fresh home per session, no analytics, a patient start-up.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthpipe-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect API (SQLite) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,156 @@
+"""The `synthesize` flow under the session's Prefect test server, and the CLI around it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tests.tables import nycflights_dir
+from validation.errors import GateFailedError
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def planes_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "planes.csv"
+    path.write_bytes((nycflights_dir() / "planes.csv").read_bytes())
+    return path
+
+
+def test_flow_publishes_a_release_with_the_source_schema(prefect_server, planes_csv, tmp_path):
+    from flows.synthesize import SynthesizeParams, synthesize
+    from tasks.sources import read_csv
+
+    before = planes_csv.read_bytes()
+    result = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=1000, seed=1))
+    assert result.passed and result.rows == 1000
+    release = Path(result.release_path)
+    assert (tmp_path / "planes" / "LATEST").read_text().strip() == release.name
+    data = pq.read_table(release / "data")
+    assert data.num_rows == 1000
+    assert data.schema.remove_metadata() == read_csv(planes_csv).schema
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["generator"]["family"] == "copula" and manifest["source"]["fingerprint"]
+    assert set(manifest["files"]) >= {"report.json", "great_expectations.json", "data/part-00000.parquet"}
+    synthetic = data.to_pandas()
+    real = pd.read_csv(planes_csv)
+    assert not set(synthetic["tailnum"]) & set(real["tailnum"]), "no real key reaches the release"
+    assert set(result.step_seconds) == {"ingest", "profile", "split", "train", "sample", "validate", "publish"}
+    assert planes_csv.read_bytes() == before, "the source is never modified"
+    assert not (tmp_path / ".work" / release.name).exists(), "no copy of the real data is left behind"
+
+    second = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500, seed=1))
+    assert second.release_path != result.release_path and release.exists()
+
+
+class _CopyingGenerator:
+    """A leaky 'generator' that replays training rows: the gate must quarantine it."""
+
+    family = "leaky"
+
+    @classmethod
+    def install(cls, monkeypatch):
+        from generators import copula, registry
+
+        class Leaky(copula.CopulaGenerator):
+            def fit(self, table, schema, progress=None):
+                super().fit(table, schema)
+                self._rows = table.reset_index(drop=True)
+                return self
+
+            def sample(self, n, seed=0, progress=None):
+                return self._rows.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+            def save(self, directory):
+                super().save(directory)
+                self._rows.to_parquet(Path(directory) / "rows.parquet")
+
+            @classmethod
+            def load(cls, directory):
+                gen = super().load(directory)
+                gen._rows = pd.read_parquet(Path(directory) / "rows.parquet")
+                return gen
+
+        Leaky.family = "copula"
+        module = type(sys)("leaky_module")
+        module.Leaky = Leaky
+        monkeypatch.setitem(sys.modules, "leaky_module", module)
+        monkeypatch.setitem(registry.FAMILIES, "copula", "leaky_module:Leaky")
+
+
+def test_gate_failure_quarantines_and_keeps_latest(prefect_server, planes_csv, tmp_path, monkeypatch):
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    good = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500))
+    _CopyingGenerator.install(monkeypatch)
+    with pytest.raises(GateFailedError, match="identical_match_share"):
+        synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500))
+    dataset = tmp_path / "planes"
+    assert (dataset / "LATEST").read_text().strip() == Path(good.release_path).name
+    quarantined = list((dataset / "quarantine").iterdir())
+    assert len(quarantined) == 1
+    report = json.loads((quarantined[0] / "report.json").read_text())
+    assert report["passed"] is False
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "missing.csv"], "source not found"),
+        (["run", "demo:planes", "--generator", "bayesnet"], "choose one of: copula, vae, gan, diffusion, llm"),
+        (["run", "demo:planes", "--schema", "nope.yaml"], "schema file not found"),
+    ],
+)
+def test_cli_rejects_bad_arguments_before_any_work(tmp_path, args, message):
+    proc = _cli(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = _cli("run", "demo:planes", "--out", str(blocker / "out"))
+    assert proc.returncode == 2 and "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "is empty"),
+        ("header.csv", b"a,b\n", "header but no rows"),
+        ("few.csv", b"a,b\n" + b"1,2\n" * 10, "at least 50"),
+        ("latin.csv", b"name,city\n" + "Zoë,Köln\n".encode("latin-1") * 60, "not valid utf-8"),
+        ("bad.parquet", b"PAR1garbage", "not a readable Parquet"),
+    ],
+)
+def test_bad_sources_fail_in_the_flow_with_one_line(prefect_server, tmp_path, capsys, name, content, message):
+    from flows.cli import main
+
+    src = tmp_path / name
+    src.write_bytes(content)
+    out = tmp_path / "out"
+    sys_argv = sys.argv
+    sys.argv = ["synthpipe", "run", str(src), "--out", str(out)]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = sys_argv
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert [p.name for p in out.iterdir()] in ([], [".work"]) and not any((out / ".work").glob("*/*"))

@@ -1,0 +1,101 @@
+"""Reading sources: formats, sniffing, and one clear error per bad input."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.sources import SourceSpec, demo_path, read_source
+from tests.tables import real_table
+from validation.errors import InputError
+
+
+def _read(path, **kw):
+    return read_source(SourceSpec(str(path), **kw))
+
+
+def test_demo_tables_are_real_and_local():
+    table = read_source(SourceSpec("demo:weather"))
+    assert table.num_rows == 26115 and "time_hour" in table.column_names
+    assert demo_path("planes").exists()
+    with pytest.raises(InputError, match="weather"):
+        read_source(SourceSpec("demo:nope"))
+
+
+def test_csv_delimiter_and_header_sniffing(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("a;b;c\n" + "".join(f"{i};x{i % 3};{i / 7:.3f}\n" for i in range(60)))
+    table = _read(semi)
+    assert table.column_names == ["a", "b", "c"] and table.num_rows == 60
+    headless = tmp_path / "headless.csv"
+    headless.write_text("".join(f"{i},{i * 2.5},z\n" for i in range(60)))
+    table = _read(headless)
+    assert table.column_names == ["col_1", "col_2", "col_3"] and table.num_rows == 60
+
+
+def test_parquet_file_and_folder(tmp_path):
+    df, _ = real_table("planes")
+    pq.write_table(pa.Table.from_pandas(df.iloc[:1000], preserve_index=False), tmp_path / "a.parquet")
+    (tmp_path / "parts").mkdir()
+    pq.write_table(pa.Table.from_pandas(df.iloc[:1000], preserve_index=False), tmp_path / "parts" / "p1.parquet")
+    pq.write_table(pa.Table.from_pandas(df.iloc[1000:], preserve_index=False), tmp_path / "parts" / "p2.parquet")
+    assert _read(tmp_path / "a.parquet").num_rows == 1000
+    assert _read(tmp_path / "parts").num_rows == len(df)
+
+
+def test_sql_query_on_sqlite_leaves_the_database_untouched(tmp_path):
+    db = tmp_path / "real.db"
+    df, _ = real_table("planes")
+    with sqlite3.connect(db) as conn:
+        df.to_sql("planes", conn, index=False)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    table = _read(f"sqlite:///{db}", query="SELECT * FROM planes WHERE seats > 100")
+    assert table.num_rows == int((df["seats"] > 100).sum())
+    with pytest.raises(InputError, match="failed"):
+        _read(f"sqlite:///{db}", query="DELETE FROM planes")
+    with pytest.raises(InputError, match="no such table"):
+        _read(f"sqlite:///{db}", query="SELECT * FROM nothing_here")
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    with pytest.raises(InputError, match="needs a query"):
+        _read(f"sqlite:///{db}")
+    with pytest.raises(InputError, match="not found"):
+        _read(f"sqlite:///{tmp_path / 'missing.db'}", query="SELECT 1")
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "is empty"),
+        ("blank.csv", b"\n\n", "is empty"),
+        ("header.csv", b"a,b,c\n", "header but no rows"),
+        ("latin.csv", "name,city\n" .encode() + "Zoë,Köln\n".encode("latin-1") * 60, "not valid utf-8"),
+        ("corrupt.parquet", b"PAR1 this is not parquet at all", "not a readable Parquet"),
+    ],
+)
+def test_bad_files_give_one_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        _read(path)
+
+
+def test_truncated_parquet_and_missing_file(tmp_path):
+    df, _ = real_table("planes")
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), good)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match="Parquet"):
+        _read(cut)
+    with pytest.raises(InputError, match="not found"):
+        _read(tmp_path / "nope.csv")
+
+
+def test_latin1_reads_when_the_encoding_is_given(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("name,city\n".encode() + "Zoë,Köln\n".encode("latin-1") * 60)
+    table = _read(path, encoding="latin-1")
+    assert table.column("city")[0].as_py() == "Köln"
