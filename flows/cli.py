@@ -28,7 +28,10 @@ out = Console()
 def main() -> None:
     """Console-script entry: expected errors become one line and a non-zero exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # without standalone mode click returns (not raises) a command's typer.Exit code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SynthpipeError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -68,7 +71,7 @@ def _quiet_prefect_console() -> None:
 @app.command()
 def run(
     source: str = typer.Argument(..., help="CSV/Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights"),
-    generator: str = typer.Option("copula", "--generator", "-g", help="copula, vae, gan, diffusion or llm"),
+    generator: str = typer.Option("copula", "--generator", "-g", help="copula, vae, gan, diffusion, llm, or auto (train several, publish the best passing one)"),
     rows: Optional[int] = typer.Option(None, "--rows", "-n", help="rows to sample (default: as many as the source)"),
     out_dir: str = typer.Option("releases", "--out", "-o", help="output root folder"),
     seed: int = typer.Option(0, "--seed", help="seed for split, training and sampling"),
@@ -101,7 +104,8 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
     from tasks.release import ensure_writable
     from validation.errors import ConfigError, InputError
 
-    generator_class(generator)  # fail fast on an unknown family, before any server starts
+    if generator != "auto":
+        generator_class(generator)  # fail fast on an unknown family, before any server starts
     if schema_file is not None and not schema_file.exists():
         raise InputError(f"schema file not found: {schema_file}")
     if source.startswith(("/", ".", "~")) or (("://" not in source) and not source.startswith("demo:")):
@@ -229,6 +233,64 @@ def check(
 
     code = run_check(real, holdout, synthetic, report)
     raise typer.Exit(code)
+
+
+@app.command()
+def releases(
+    out_dir: Path = typer.Argument(..., help="output root folder (the --out of `run`)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """List the releases and quarantined runs under OUT, with verdicts; LATEST is marked."""
+    import json
+
+    from tasks.releases_index import list_releases
+
+    found = list_releases(out_dir)
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in found], default=str))
+        return
+    if not found:
+        out.print(f"no releases under {out_dir}")
+        return
+    # piped output gets the full ids and times instead of a table squeezed to 80 columns
+    sink = out if out.is_terminal else Console(width=200)
+    table = Table(title=f"releases under {out_dir}")
+    for head in ("dataset", "release", "verdict", "rows", "generator", "created (UTC)", ""):
+        table.add_column(head, justify="right" if head == "rows" else "left")
+    for r in found:
+        verdict = "[green]pass[/]" if r.verdict == "pass" else f"[red]{r.verdict}[/]"
+        where = "LATEST" if r.latest else ("quarantined" if r.quarantined else "")
+        table.add_row(r.dataset, r.release_id, verdict, "" if r.rows is None else str(r.rows), r.generator, r.created_at, where)
+    sink.print(table)
+
+
+@app.command()
+def verify(
+    release: Path = typer.Argument(..., help="a release folder, or a dataset folder (checks its LATEST release)"),
+) -> None:
+    """Check RELEASE against its manifest.json and print its provenance.
+
+    Exit 0: every file's sha256, the Parquet schema and the row count match, and the gate passed.
+    Exit 1: a mismatch, or an intact quarantined run (its gate failed: not a release to use).
+    Exit 2: nothing to verify (no folder, no readable manifest).
+    """
+    from tasks.releases_index import verify_release
+
+    result = verify_release(release)
+    for key, value in result.provenance().items():
+        out.print(f"{key:>20}: {value}", highlight=False, soft_wrap=True)
+    out.print(f"{'manifest sha256':>20}: {result.manifest_sha256}", highlight=False, soft_wrap=True)
+    for problem in result.problems:
+        console.print(f"[red]mismatch:[/] {problem}", highlight=False, soft_wrap=True)
+    if not result.ok:
+        console.print(f"FAILED: {len(result.problems)} problem(s) in {result.path}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    summary = f"{result.checked_files} files match manifest.json; schema and row count match ({result.path})"
+    if result.manifest.get("verdict") != "pass":
+        console.print(f"INTACT BUT NOT A RELEASE: {summary}; the gate verdict is {result.manifest.get('verdict')!r} "
+                      "(a quarantined run)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"OK: {summary}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow
+from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from flows.train_generator import TrainRequest, train_generator
+from flows import auto
+from flows.placement import TRAIN_DEPLOYMENT, Placement, TrainingFailedError, TrainOutcome, delete_tree, fetch_model, model_location, train, training_key
+from flows.train_generator import TrainRequest
 from tasks import steps
 from tasks.progress import notify
 from tasks.release import code_version, ensure_writable, new_release_id
@@ -22,6 +25,7 @@ from validation.errors import GateFailedError
 from validation.gate import GateConfig
 
 GeneratorName = Literal["copula", "vae", "gan", "diffusion", "llm"]
+GeneratorChoice = Literal["auto", "copula", "vae", "gan", "diffusion", "llm"]
 
 
 class SynthesizeParams(BaseModel):
@@ -30,8 +34,14 @@ class SynthesizeParams(BaseModel):
     source: str = Field("demo:weather", description="CSV / Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights")
     query: str | None = Field(None, description="SQL query, for a database URL source")
     name: str | None = Field(None, description="dataset name (folder under out); default from the source")
-    generator: GeneratorName = Field("copula", description="generator family")
-    generator_options: dict[str, Any] = Field(default_factory=dict, description="family options, e.g. {\"epochs\": 50}")
+    generator: GeneratorChoice = Field("copula", description="generator family, or auto: try the candidates, publish the best passing one")
+    generator_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="family options, e.g. {\"epochs\": 50}; with auto, flat (given to every family that has the option) or per family {\"vae\": {\"epochs\": 50}}",
+    )
+    candidates: list[GeneratorName] = Field(
+        default_factory=lambda: list(auto.DEFAULT_CANDIDATES), description="families tried by generator=auto (in parallel)"
+    )
     rows: int | None = Field(None, ge=1, description="rows to sample; default: as many as the source")
     seed: int = Field(0, description="seed for split, training and sampling")
     out: str = Field("releases", description="output root folder")
@@ -40,6 +50,24 @@ class SynthesizeParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
     encoding: str = Field("utf-8", description="text encoding of a CSV source")
     gate: GateConfig = Field(default_factory=GateConfig, description="gate thresholds")
+    training: Placement = Field(
+        "inline",
+        description="where generators train: inline (in this flow's process) or deployment (the train-generator deployment on the gpu work pool)",
+    )
+    training_deployment: str = Field(TRAIN_DEPLOYMENT, description="flow/deployment name used when training=deployment")
+    training_timeout_s: float | None = Field(
+        None, gt=0, description="with training=deployment: give up (and cancel the child) after this many seconds; none = wait"
+    )
+    work_root: str | None = Field(
+        None,
+        description="storage root for the run's intermediate tables (local path or pyarrow URI, e.g. s3://bucket/synthpipe/work); "
+        "default <out>/.work. Holds real data during the run and is deleted at its end. Must be shared with GPU workers when training=deployment",
+    )
+    model_store: str | None = Field(
+        None,
+        description="where trained models are cached (local path or URI); default <out>/.models. Models of real data are sensitive",
+    )
+    cache_models: bool = Field(True, description="reuse a model trained on the same data, config and code instead of retraining")
 
 
 class SynthesizeResult(BaseModel):
@@ -50,6 +78,8 @@ class SynthesizeResult(BaseModel):
     rows: int
     step_seconds: dict[str, float]
     failures: list[str] = Field(default_factory=list)
+    generator: str = ""
+    candidates: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class _StepClock:
@@ -74,9 +104,18 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
     """Turn a real table into a privacy-checked synthetic release (or a quarantined run)."""
     spec = SourceSpec(params.source, params.query, params.encoding)
     dataset = params.name or default_name(spec)
-    out_root = ensure_writable(params.out)
+    # absolute, so training workers (other processes, maybe other hosts) find the same folders
+    out_root = ensure_writable(params.out).resolve()
+    is_auto = params.generator == "auto"
+    if is_auto:
+        families, skipped = auto.available_families(list(params.candidates))
+    else:
+        families, skipped = [params.generator], {}
+        auto.available_families(families)  # an uninstalled family fails before any data is read
     release_id = new_release_id()
-    work_dir = str(out_root / ".work" / release_id)
+    work_dir = join(params.work_root or str(out_root / ".work"), release_id)
+    store = (params.model_store or str(out_root / ".models")) if params.cache_models else join(work_dir, "models")
+    scratch = tempfile.mkdtemp(prefix="synthpipe-models-")  # local copies of models from an object store
     clock = _StepClock()
     try:
         with clock.step("ingest"):
@@ -85,26 +124,52 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             schema = steps.profile(source, dataset, params.schema_file)
         with clock.step("split"):
             refs = steps.split_and_protect(source, schema, params.holdout_fraction, params.seed, work_dir)
-        request = TrainRequest(
-            train=refs["train_model_view"],
-            table_schema=schema,
-            generator=params.generator,
-            options=params.generator_options,
-            seed=params.seed,
-            device=params.device,
-            model_dir=join(work_dir, "model"),
-        )
+        requests = {family: _train_request(params, family, refs, schema, store, is_auto) for family in families}
         with clock.step("train"):
-            model_dir = train_generator(request)
+            outcomes, errors = _train_all(requests, params)
         n = params.rows or source.rows
+        candidates: list[dict[str, Any]] = [
+            {"family": family, "skipped": reason, "gated": False, "passed": False} for family, reason in skipped.items()
+        ]
+        gates: dict[str, Any] = {}
+        synthetic_refs = {}
         with clock.step("sample"):
-            synthetic = steps.sample(model_dir, schema, n, params.seed, source, work_dir)
+            for family, outcome in outcomes.items():
+                model_dir = fetch_model(outcome.model_uri, scratch)
+                sample_dir = join(work_dir, "candidates", family) if is_auto else work_dir
+                synthetic_refs[family] = steps.sample(model_dir, schema, n, params.seed, source, sample_dir)
         with clock.step("validate"):
-            gate = steps.validate(refs, synthetic, schema, params.gate, n)
+            for family, ref in synthetic_refs.items():
+                gates[family] = steps.validate(refs, ref, schema, params.gate, n)
+        for family in families:
+            candidates.append(_candidate_record(family, requests[family], outcomes.get(family), errors.get(family), gates.get(family)))
+        chosen, decided_by = auto.choose(candidates)
+        if chosen is None:
+            reasons = "; ".join(f"{f}: {e}" for f, e in errors.items())
+            raise TrainingFailedError(f"generator=auto: no candidate could be trained and sampled ({reasons})")
+        family = chosen["family"]
+        chosen["chosen"] = True
+        gate, outcome, request = gates[family], outcomes[family], requests[family]
         manifest = {
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source": {"location": spec.display, "fingerprint": source.fingerprint, "rows": source.rows},
-            "generator": {"family": params.generator, "options": params.generator_options, "seed": params.seed, "device": params.device},
+            "generator": {
+                "family": family,
+                "options": request.options,
+                "seed": params.seed,
+                "device": params.device,
+                "selected_by": "auto" if is_auto else "user",
+            },
+            "training": {
+                "placement": params.training,
+                "deployment": params.training_deployment if params.training == "deployment" else None,
+                "model_key": outcome.key,
+                "cached": outcome.cached,
+                "seconds": outcome.seconds,
+                "work_pool": outcome.work_pool,
+                "flow_run_id": outcome.flow_run_id,
+                "trained_on": {k: outcome.trained.get(k) for k in ("host", "device", "fit_seconds", "saved_at")},
+            },
             "parameters": params.model_dump(mode="json"),
             "code_version": code_version(),
             "prefect_flow_run_id": str(flow_run.get_id() or ""),
@@ -114,12 +179,16 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             ],
             "gate": {"passed": gate.passed, "summary": gate.summary()},
         }
+        if is_auto:
+            manifest["candidates"] = candidates
+            manifest["selection"] = {"rule": auto.SELECTION_RULE, "decided_by": decided_by, "chosen": family}
         with clock.step("publish"):
-            release_path = steps.publish(params.out, dataset, synthetic, schema, gate, manifest, {}, release_id)
+            release_path = steps.publish(params.out, dataset, synthetic_refs[family], schema, gate, manifest, {}, release_id)
     finally:
-        # The working folder holds copies of the real table: never leave it behind.
-        shutil.rmtree(work_dir, ignore_errors=True)
-    _publish_artifacts(dataset, gate, release_path, clock.seconds)
+        # The working folder (and a run-only model store inside it) holds real data: never leave it behind.
+        delete_tree(work_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
+    _publish_artifacts(dataset, gate, release_path, clock.seconds, candidates if is_auto else [])
     result = SynthesizeResult(
         passed=gate.passed,
         verdict="pass" if gate.passed else "fail",
@@ -128,13 +197,78 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         rows=n,
         step_seconds=clock.seconds,
         failures=[f"{c.name}: {c.detail}" if c.detail else c.name for c in gate.failures],
+        generator=family,
+        candidates=candidates if is_auto else [],
     )
     if not gate.passed:
-        raise GateFailedError(f"gate failed, run quarantined at {release_path}: {gate.summary()}")
+        detail = gate.summary()
+        if is_auto:
+            detail = "no candidate passed: " + "; ".join(
+                f"{c['family']}: {c.get('summary') or c.get('error') or c.get('skipped')}" for c in candidates
+            )
+        raise GateFailedError(f"gate failed, run quarantined at {release_path}: {detail}")
     return result
 
 
-def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str, float]) -> None:
+def _train_request(params: SynthesizeParams, family: str, refs, schema, store: str, is_auto: bool) -> TrainRequest:
+    """The request for one family, pointing at its model-store folder (named by the cache key)."""
+    request = TrainRequest(
+        train=refs["train_model_view"],
+        table_schema=schema,
+        generator=family,
+        options=auto.options_for(family, params.generator_options, is_auto),
+        seed=params.seed,
+        device=params.device,
+        model_dir="",
+    )
+    return request.model_copy(update={"model_dir": model_location(store, family, training_key(request))})
+
+
+_train_task = task(name="train-candidate")(train)
+
+
+def _train_all(requests: dict[str, TrainRequest], params: SynthesizeParams) -> tuple[dict[str, TrainOutcome], dict[str, str]]:
+    """Train every requested family; several at once when there are several (generator=auto).
+
+    One family: its failure is the run's failure (the child's exception or reason). Several: a
+    failed candidate is recorded and the others go on.
+    """
+    args = dict(placement=params.training, deployment=params.training_deployment, timeout=params.training_timeout_s)
+    if len(requests) == 1:
+        (family, request), = requests.items()
+        return {family: train(request, **args)}, {}
+    futures = {family: _train_task.submit(request, **args) for family, request in requests.items()}
+    outcomes, errors = {}, {}
+    for family, future in futures.items():
+        try:
+            outcomes[family] = future.result()
+        except Exception as exc:  # one candidate's failure must not sink the others
+            errors[family] = f"{type(exc).__name__}: {exc}"
+    return outcomes, errors
+
+
+def _candidate_record(family: str, request: TrainRequest, outcome: TrainOutcome | None, error: str | None, gate) -> dict[str, Any]:
+    """One row of the auto comparison, as stored in the manifest and report."""
+    record: dict[str, Any] = {"family": family, "options": request.options, "gated": gate is not None, "passed": False}
+    if outcome is not None:
+        record.update(
+            cached=outcome.cached, train_seconds=outcome.seconds, work_pool=outcome.work_pool,
+            flow_run_id=outcome.flow_run_id, model_key=outcome.key,
+        )
+    if error:
+        record["error"] = error
+    if gate is not None:
+        record.update(
+            passed=gate.passed,
+            summary=gate.summary(),
+            hard_failures=len(gate.failures),
+            fidelity_score=gate.metrics.get("fidelity_score"),
+            identical_match_share=gate.metrics.get("identical_match_share"),
+        )
+    return record
+
+
+def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str, float], candidates: list[dict]) -> None:
     verdict = "PASS — published" if gate.passed else "FAIL — quarantined"
     lines = [f"# {dataset}: {verdict}", "", gate.summary(), "", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in seconds.items()]
@@ -146,6 +280,13 @@ def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str,
         description="gate checks",
     )
     create_link_artifact(Path(release_path).resolve().as_uri(), link_text=str(release_path), key=_key(f"{dataset}-release"))
+    if candidates:
+        columns = ("family", "passed", "fidelity_score", "identical_match_share", "train_seconds", "cached", "work_pool", "chosen")
+        create_table_artifact(
+            [{k: ("" if c.get(k) is None else c.get(k)) for k in columns} | {"note": c.get("error") or c.get("skipped") or ""} for c in candidates],
+            key=_key(f"{dataset}-candidates"),
+            description="generator=auto: every candidate, and the one published",
+        )
 
 
 def _key(text: str) -> str:

@@ -1,0 +1,320 @@
+"""Deployments, placement, the training cache and generator=auto.
+
+The deployment files are checked the way Prefect reads them; the flows run under the session's
+Prefect test server. The real server + workers path is tests/test_e2e_server.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from flows import auto
+from flows.placement import effective_device, enter_checkout, generator_code_version, training_key
+from tests.tables import nycflights_dir, real_table
+from validation.errors import ConfigError, GateFailedError
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = REPO / "deployments"
+
+
+# ------------------------------------------------------------------------------ prefect.yaml
+@pytest.fixture(scope="module")
+def prefect_yaml() -> dict:
+    return yaml.safe_load((DEPLOYMENTS / "prefect.yaml").read_text())
+
+
+def test_prefect_yaml_passes_prefects_own_validation(prefect_yaml):
+    from prefect.cli.deploy._models import PrefectYamlModel  # what `prefect deploy` validates with
+
+    model = PrefectYamlModel.model_validate(prefect_yaml)
+    assert {d.name for d in model.deployments} == {"synthesize", "train-generator"}
+
+
+def test_deployments_pin_the_pipeline_to_cpu_and_training_to_gpu(prefect_yaml):
+    from prefect.flows import load_flow_from_entrypoint
+
+    from flows.synthesize import SynthesizeParams
+
+    deps = {d["name"]: d for d in prefect_yaml["deployments"]}
+    synth, train = deps["synthesize"], deps["train-generator"]
+    assert synth["work_pool"]["name"] == "cpu" and train["work_pool"]["name"] == "gpu"
+    # entrypoints load, relative to the repository root, and name the flows the parent calls
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        assert load_flow_from_entrypoint(synth["entrypoint"]).name == "synthesize"
+        assert load_flow_from_entrypoint(train["entrypoint"]).name == "train-generator"
+    finally:
+        os.chdir(cwd)
+    assert SynthesizeParams().training_deployment == "train-generator/train-generator"
+    # the example parameters are a valid run form, and send training to the gpu pool
+    example = SynthesizeParams.model_validate(synth["parameters"]["params"])
+    assert example.training == "deployment"
+    # nightly, but off until someone turns it on
+    (schedule,) = synth["schedules"]
+    assert schedule["cron"] == "0 2 * * *" and schedule["active"] is False
+    env = train["work_pool"]["job_variables"]["env"]
+    assert env["SYNTHPIPE_DEVICE"] == "cuda" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert isinstance(train["concurrency_limit"], int) and train["concurrency_limit"] >= 1
+    # nothing is cloned or downloaded at run time
+    assert prefect_yaml["pull"] == [{"flows.placement.enter_checkout": {}}]
+    assert not prefect_yaml.get("build") and not prefect_yaml.get("push")
+
+
+def test_pull_step_enters_the_workers_own_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTHPIPE_HOME", str(tmp_path))
+    assert enter_checkout() == {"directory": str(tmp_path)}
+    monkeypatch.delenv("SYNTHPIPE_HOME")
+    assert enter_checkout() == {"directory": str(REPO)}, "default: the installed package's folder"
+    assert (Path.cwd() / "flows" / "synthesize.py").is_file()
+
+
+def test_kubernetes_gpu_template_requests_gpus_on_gpu_nodes():
+    from prefect.server.schemas.actions import validate_base_job_template
+    from prefect.utilities.templating import apply_values
+
+    template = json.loads((DEPLOYMENTS / "k8s-gpu-job-template.json").read_text())
+    validate_base_job_template(template)  # every placeholder is a declared variable
+    props = template["variables"]["properties"]
+    defaults = {k: v["default"] for k, v in props.items() if "default" in v}
+    job = apply_values(template["job_configuration"], {**defaults, "env": {"SYNTHPIPE_DEVICE": "cuda"}})
+    spec = job["job_manifest"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert container["env"] == {"SYNTHPIPE_DEVICE": "cuda"}
+    # the worker validates these paths (prefect-kubernetes' required job shape)
+    assert job["job_manifest"]["apiVersion"] == "batch/v1" and spec["restartPolicy"] == "Never"
+    assert container["name"] == "prefect-job"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in DEPLOYMENTS.glob("*.sh")))
+def test_worker_and_deploy_scripts_are_valid_bash(script):
+    proc = subprocess.run(["bash", "-n", str(DEPLOYMENTS / script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert os.access(DEPLOYMENTS / script, os.X_OK), f"{script} is not executable"
+
+
+def test_gpu_worker_script_refuses_a_host_without_a_usable_gpu(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PREFECT_API_URL": "http://127.0.0.1:9/api", "SYNTHPIPE_HOME": str(REPO), "HOME": str(tmp_path)}
+    proc = subprocess.run([str(DEPLOYMENTS / "gpu-worker.sh")], env=env, capture_output=True, text=True, timeout=60)
+    if shutil.which("nvidia-smi", path=env["PATH"]):
+        pytest.skip("this host has nvidia-smi")
+    assert proc.returncode == 2 and "no nvidia-smi" in proc.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = subprocess.run([str(DEPLOYMENTS / "gpu-worker.sh")], env={**env, "GPU_IDS": "0"}, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "cannot see a CUDA GPU" in proc.stderr
+    no_api = subprocess.run([str(DEPLOYMENTS / "cpu-worker.sh")], env={"PATH": env["PATH"]}, capture_output=True, text=True, timeout=30)
+    assert no_api.returncode != 0 and "set PREFECT_API_URL" in no_api.stderr
+
+
+# ------------------------------------------------------------------------ keys and devices
+def _request(**changes):
+    from flows.train_generator import TrainRequest
+    from tasks.storage import TableRef
+
+    _, schema = real_table("planes", rows=200)
+    base = dict(train=TableRef(uri="/x/train.parquet", fingerprint="a" * 64, rows=200), table_schema=schema,
+                generator="copula", options={}, seed=0, device="auto", model_dir="")
+    return TrainRequest(**{**base, **changes})
+
+
+def test_training_key_covers_data_config_and_code(monkeypatch):
+    from generators import registry
+    from tasks.storage import TableRef
+
+    base = training_key(_request())
+    assert training_key(_request(model_dir="/anywhere/else")) == base, "where the model goes is not what it is"
+    assert training_key(_request(train=TableRef(uri="/x/train.parquet", fingerprint="b" * 64, rows=200))) != base
+    assert training_key(_request(options={"distribution": "gaussian_kde"})) != base
+    assert training_key(_request(seed=1)) != base
+    assert training_key(_request(device="cpu")) != base
+    monkeypatch.setitem(registry.FAMILIES, "copula", "somewhere.else:Copula")
+    assert training_key(_request()) != base, "another implementation never reuses this model"
+    assert len(generator_code_version()) == 16
+
+
+def test_the_pool_sets_the_device_only_for_auto_requests(monkeypatch):
+    monkeypatch.setenv("SYNTHPIPE_DEVICE", "cuda")
+    assert effective_device("auto") == "cuda"
+    assert effective_device("cpu") == "cpu", "an explicit request wins over the pool default"
+    monkeypatch.delenv("SYNTHPIPE_DEVICE")
+    assert effective_device("auto") == "auto"
+
+
+# --------------------------------------------------------------------------- auto selection
+def _cand(family, passed, fidelity=None, ims=0.0, hard=0, gated=True):
+    return {"family": family, "gated": gated, "passed": passed, "fidelity_score": fidelity,
+            "identical_match_share": ims, "hard_failures": hard}
+
+
+def test_auto_publishes_the_best_passing_candidate_by_fidelity():
+    chosen, by = auto.choose([_cand("copula", True, 0.81), _cand("vae", True, 0.86), _cand("gan", False, 0.95, hard=1)])
+    assert (chosen["family"], by) == ("vae", "fidelity_score"), "a failing candidate is never published"
+    chosen, _ = auto.choose([_cand("copula", True, 0.8), _cand("vae", True, 0.8)])
+    assert chosen["family"] == "copula", "ties keep candidate order"
+
+
+def test_auto_falls_back_to_identical_matches_without_a_fidelity_score():
+    chosen, by = auto.choose([_cand("copula", True, ims=0.02), _cand("vae", True, ims=0.001)])
+    assert (chosen["family"], by) == ("vae", "identical_match_share")
+
+
+def test_auto_quarantines_the_least_bad_when_none_passes_and_needs_a_gated_candidate():
+    chosen, by = auto.choose([_cand("copula", False, 0.9, hard=2), _cand("vae", False, 0.5, hard=1),
+                              _cand("gan", False, gated=False)])
+    assert (chosen["family"], by) == ("vae", "fewest_hard_failures")
+    assert auto.choose([_cand("gan", False, gated=False)]) == (None, "none")
+
+
+def test_auto_options_flat_or_per_family(monkeypatch):
+    from generators import registry
+
+    monkeypatch.setitem(registry.FAMILIES, "vae", "generators.copula:CopulaGenerator")
+    flat = {"distribution": "uniform", "epochs": 5}
+    assert auto.options_for("copula", flat, auto=True) == {"distribution": "uniform"}, "epochs is not a copula option"
+    assert auto.options_for("copula", {"copula": {"distribution": "beta"}, "vae": {"x": 1}}, auto=True) == {"distribution": "beta"}
+    assert auto.options_for("copula", flat, auto=False) == flat, "one family: its config judges the options"
+    usable, skipped = auto.available_families(["copula", "copula", "vae"])
+    assert usable == ["copula", "vae"] and not skipped
+    monkeypatch.setitem(registry.FAMILIES, "gan", "not_installed_module:GAN")
+    usable, skipped = auto.available_families(["gan", "copula"])
+    assert usable == ["copula"] and "not available" in skipped["gan"]
+    with pytest.raises(ConfigError, match="none of the candidates"):
+        auto.available_families(["gan"])
+
+
+# ------------------------------------------------------------------------------ flow tests
+@pytest.fixture(scope="module")
+def planes_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "planes.csv"
+    path.write_bytes((nycflights_dir() / "planes.csv").read_bytes())
+    return path
+
+
+def _synthesize(**params) -> dict:
+    """Run the flow; return the manifest of what it wrote (a release or a quarantined run)."""
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    out = Path(params["out"])
+    try:
+        synthesize(SynthesizeParams(**params))
+    except GateFailedError:
+        pass  # the gate is not under test here: a quarantined run has the same manifest
+    manifests = sorted(out.glob("*/*/manifest.json")) + sorted(out.glob("*/quarantine/*/manifest.json"))
+    newest = max(manifests, key=lambda p: p.parent.name)
+    return json.loads(newest.read_text())
+
+
+@pytest.mark.flow
+def test_a_rerun_reuses_the_cached_model_and_a_change_retrains(prefect_server, planes_csv, tmp_path):
+    common = dict(source=str(planes_csv), out=str(tmp_path), rows=300)
+    first = _synthesize(**common)
+    assert first["training"]["cached"] is False and first["training"]["work_pool"] == "inline"
+    (model,) = (tmp_path / ".models").iterdir()
+    assert model.name == f"copula-{first['training']['model_key']}"
+    assert oct(model.parent.stat().st_mode & 0o777) == "0o700", "models of real data: owner only"
+    stamp = (model / "model.complete.json").stat().st_mtime_ns
+
+    again = _synthesize(**common)
+    assert again["training"]["cached"] is True and again["training"]["model_key"] == first["training"]["model_key"]
+    assert again["training"]["trained_on"]["saved_at"] == first["training"]["trained_on"]["saved_at"]
+    assert (model / "model.complete.json").stat().st_mtime_ns == stamp, "not retrained"
+
+    reseeded = _synthesize(**common, seed=5)
+    assert reseeded["training"]["cached"] is False
+    assert len(list((tmp_path / ".models").iterdir())) == 2
+    assert not any((tmp_path / ".work").iterdir())
+
+
+@pytest.mark.flow
+def test_without_caching_no_model_outlives_the_run(prefect_server, planes_csv, tmp_path):
+    manifest = _synthesize(source=str(planes_csv), out=str(tmp_path), rows=300, cache_models=False)
+    assert manifest["training"]["cached"] is False
+    assert not (tmp_path / ".models").exists() and not any((tmp_path / ".work").iterdir())
+
+
+@pytest.mark.flow
+def test_a_failing_inline_training_fails_the_run_with_its_reason(prefect_server, planes_csv, tmp_path):
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    with pytest.raises(ConfigError, match="(?s)invalid options for generator 'copula'.*no_such_option"):
+        synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), generator_options={"no_such_option": 1}))
+    assert not any((tmp_path / ".work").iterdir()), "the real data copy is removed on failure too"
+    assert not (tmp_path / "planes").exists(), "nothing published"
+
+
+@pytest.mark.flow
+def test_deployment_placement_without_the_deployment_is_a_clear_error(prefect_server, planes_csv, tmp_path):
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    with pytest.raises(ConfigError, match="training deployment 'no-such/deployment' does not exist"):
+        synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), training="deployment",
+                                    training_deployment="no-such/deployment"))
+    assert not any((tmp_path / ".work").iterdir())
+
+
+def _install_copying_vae(monkeypatch):
+    """A 'vae' candidate that replays training rows: the gate must reject it, so auto must not
+    publish it whatever its fidelity."""
+    from generators import copula, registry
+
+    class CopyingVAE(copula.CopulaGenerator):
+        family = "vae"
+
+        def fit(self, table, schema, progress=None):
+            super().fit(table, schema)
+            self._rows = table.reset_index(drop=True)
+            return self
+
+        def sample(self, n, seed=0, progress=None):
+            return self._rows.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+        def save(self, directory):
+            super().save(directory)
+            self._rows.to_parquet(Path(directory) / "rows.parquet")
+
+        @classmethod
+        def load(cls, directory):
+            gen = super().load(directory)
+            gen._rows = pd.read_parquet(Path(directory) / "rows.parquet")
+            return gen
+
+    module = type(sys)("copying_vae_module")
+    module.CopyingVAE = CopyingVAE
+    monkeypatch.setitem(sys.modules, "copying_vae_module", module)
+    monkeypatch.setitem(registry.FAMILIES, "vae", "copying_vae_module:CopyingVAE")
+
+
+@pytest.mark.flow
+def test_auto_trains_every_candidate_gates_each_and_records_the_comparison(prefect_server, planes_csv, tmp_path, monkeypatch):
+    _install_copying_vae(monkeypatch)
+    manifest = _synthesize(source=str(planes_csv), out=str(tmp_path), rows=400, generator="auto",
+                           candidates=["copula", "vae"], generator_options={"copula": {"distribution": "beta"}})
+    cands = {c["family"]: c for c in manifest["candidates"]}
+    assert set(cands) == {"vae", "copula"}
+    assert all(c["gated"] and c["cached"] is False and c["work_pool"] == "inline" for c in cands.values())
+    assert cands["vae"]["passed"] is False and "identical_match_share" in cands["vae"]["summary"]
+    # the copier never wins: it is either beaten among passing ones, or has more hard failures
+    assert cands["copula"]["chosen"] is True and "chosen" not in cands["vae"]
+    assert manifest["generator"]["family"] == "copula" and manifest["generator"]["selected_by"] == "auto"
+    assert manifest["generator"]["options"] == {"distribution": "beta"}
+    assert cands["vae"]["options"] == {}, "per-family options reach only their family"
+    assert manifest["selection"]["chosen"] == "copula" and manifest["selection"]["rule"] == auto.SELECTION_RULE
+    release = next(p.parent for p in tmp_path.glob("planes/**/manifest.json"))
+    report = json.loads((release / "report.json").read_text())
+    assert {c["family"] for c in report["manifest"]["candidates"]} == {"vae", "copula"}
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / ".models").iterdir()) == ["copula", "vae"]
+    assert not any((tmp_path / ".work").iterdir())

@@ -1,0 +1,154 @@
+"""The hand-off: `synthpipe releases` lists what an output root holds, `synthpipe verify` checks
+one release against its manifest. No Prefect involved: a receiving team has only the folder."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.release import sha256_file, to_release_arrow, write_release
+from tasks.releases_index import list_releases, verify_release
+from tests.tables import real_table
+from validation.errors import InputError
+from validation.protect import fill_protected, training_view
+
+MANIFEST = {
+    "created_at": "2026-01-02T03:04:05Z",
+    "source": {"location": "planes.csv", "fingerprint": "f" * 64, "rows": 3322},
+    "generator": {"family": "copula", "options": {}, "seed": 7},
+    "code_version": {"synthpipe": "0.1.0"},
+    "gate": {"passed": True, "summary": "PASS: 3 checks"},
+}
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    df, schema = real_table("planes", rows=300)
+    rows = training_view(df, schema).sample(300, replace=True, random_state=2).reset_index(drop=True)
+    return to_release_arrow(fill_protected(rows, schema, seed=2), schema)
+
+
+def _release(out: Path, table: pa.Table, dataset: str = "planes", passed: bool = True) -> Path:
+    return write_release(out, dataset, table, dict(MANIFEST), {"report.json": "{}"}, passed=passed)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_an_intact_release_verifies_with_its_provenance(tmp_path, table):
+    release = _release(tmp_path, table)
+    result = verify_release(release)
+    assert result.ok, result.problems
+    assert result.checked_files == len(json.loads((release / "manifest.json").read_text())["files"]) == 2
+    prov = result.provenance()
+    assert prov["source_fingerprint"] == "f" * 64 and prov["generator"] == "copula" and prov["seed"] == 7
+    assert prov["rows"] == 300 and prov["code_version"] == {"synthpipe": "0.1.0"}
+    assert result.manifest_sha256 == sha256_file(release / "manifest.json")
+    # a dataset folder means its LATEST release
+    assert verify_release(tmp_path / "planes").path == release
+
+
+def test_cli_verify_exit_codes_and_output(tmp_path, table):
+    release = _release(tmp_path, table)
+    ok = _cli("verify", str(release))
+    assert ok.returncode == 0, ok.stderr
+    assert "f" * 64 in ok.stdout and "copula" in ok.stdout and "OK: 2 files match" in ok.stdout
+
+    part = release / "data" / "part-00000.parquet"
+    blob = bytearray(part.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped bit in the middle of the data
+    part.write_bytes(bytes(blob))
+    bad = _cli("verify", str(release))
+    assert bad.returncode == 1
+    assert "data/part-00000.parquet: sha256" in bad.stderr and "FAILED" in bad.stderr
+
+    missing = _cli("verify", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "release not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_missing_extra_and_renamed_files_are_mismatches(tmp_path, table):
+    release = _release(tmp_path, table)
+    (release / "report.json").unlink()
+    (release / "notes.txt").write_text("added after publishing")
+    problems = verify_release(release).problems
+    assert "report.json: missing" in problems
+    assert "notes.txt: not listed in the manifest" in problems
+
+
+def test_rewritten_data_with_updated_checksums_still_fails_on_schema_and_rows(tmp_path, table):
+    """Someone regenerates the part file and patches the checksum: the manifest's schema and row
+    count still catch it."""
+    release = _release(tmp_path, table)
+    part = release / "data" / "part-00000.parquet"
+    year = table.schema.field("year")
+    assert pa.types.is_integer(year.type)
+    part_table = table.slice(0, 250)
+    changed = part_table.set_column(part_table.schema.get_field_index("year"), "year", part_table["year"].cast(pa.float64()))
+    pq.write_table(changed, part)
+    manifest = json.loads((release / "manifest.json").read_text())
+    manifest["files"]["data/part-00000.parquet"] = sha256_file(part)
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify_release(release).problems
+    assert any("schema differs" in p and "'year' is double" in p for p in problems), problems
+    assert "data has 250 rows; the manifest says 300" in problems
+    assert not any("sha256" in p for p in problems)
+
+
+def test_quarantined_run_is_intact_but_not_a_release(tmp_path, table):
+    bad = _release(tmp_path, table, passed=False)
+    assert verify_release(bad).ok
+    proc = _cli("verify", str(bad))
+    assert proc.returncode == 1 and "INTACT BUT NOT A RELEASE" in proc.stderr and "'fail'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json", "not valid JSON"), (json.dumps({"rows": 3}), "lists no file checksums"), ("[1, 2]", "lists no file checksums")],
+)
+def test_unusable_manifests_are_bad_input(tmp_path, content, message):
+    folder = tmp_path / "rel"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(content)
+    with pytest.raises(InputError, match=message):
+        verify_release(folder)
+
+
+def test_manifest_paths_cannot_escape_the_release(tmp_path, table):
+    release = _release(tmp_path, table)
+    (tmp_path / "secret.txt").write_text("outside")
+    manifest = json.loads((release / "manifest.json").read_text())
+    manifest["files"]["../../secret.txt"] = sha256_file(tmp_path / "secret.txt")
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    assert "../../secret.txt: path leaves the release folder" in verify_release(release).problems
+
+
+def test_releases_lists_verdicts_latest_and_skips_private_folders(tmp_path, table):
+    first = _release(tmp_path, table)
+    quarantined = _release(tmp_path, table, passed=False)
+    second = _release(tmp_path, table)
+    other = _release(tmp_path, table, dataset="weather")
+    # the run's work folder and the model store are private: never listed, even with a manifest
+    for private in (tmp_path / ".work" / "run", tmp_path / ".models" / "copula-abc"):
+        private.mkdir(parents=True)
+        (private / "manifest.json").write_text(json.dumps({"verdict": "pass"}))
+    found = list_releases(tmp_path)
+    by_id = {r.release_id: r for r in found}
+    assert set(by_id) == {first.name, quarantined.name, second.name, other.name}
+    assert [r.release_id for r in found if r.latest] == sorted([second.name, other.name], key=lambda n: by_id[n].dataset)
+    assert by_id[quarantined.name].quarantined and by_id[quarantined.name].verdict == "fail"
+    assert by_id[first.name].verdict == "pass" and not by_id[first.name].latest
+    assert by_id[first.name].rows == 300 and by_id[first.name].generator == "copula"
+
+    proc = _cli("releases", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    assert {r["release_id"] for r in listed if r["latest"]} == {second.name, other.name}
+    table_out = _cli("releases", str(tmp_path))
+    assert second.name in table_out.stdout and "LATEST" in table_out.stdout and "quarantined" in table_out.stdout
+    assert _cli("releases", str(tmp_path / "missing")).returncode == 2
