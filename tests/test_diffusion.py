@@ -1,0 +1,305 @@
+"""Tests of the tabular diffusion family: the two diffusion processes on toy tensors, then the
+generator on real and edge tables (fit, sample, seeds, save/load)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from generators.base import ProgressEvent
+from generators.diffusion import DiffusionConfig, DiffusionGenerator
+from generators.multinomial_diffusion import BlockLayout, MultinomialDiffusion, log1mexp, onehot_to_log
+from generators.registry import make_generator
+from generators.tabddpm import DiffusionShape, TabDDPM, ddim_from
+from tests.tables import real_table
+from validation.errors import DeviceUnavailableError
+from validation.profile import profile_table
+
+
+@dataclass(frozen=True)
+class _Span:
+    kind: str
+    start: int
+    end: int
+
+
+# -- multinomial diffusion on toy tensors ---------------------------------------------------------
+def _schedule(t_max: int = 100) -> torch.Tensor:
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=t_max, beta_schedule="squaredcos_cap_v2").betas
+
+
+def test_block_layout_groups_equal_sizes_and_normalises_per_block() -> None:
+    layout = BlockLayout([2, 2, 3, 5])
+    assert [(g.start, g.size, g.count) for g in layout.groups] == [(0, 2, 2), (4, 3, 1), (7, 5, 1)]
+    logits = torch.randn(7, layout.width) * 5
+    probs = layout.log_softmax(logits).exp()
+    starts = [0, 2, 4, 7, 12]
+    for a, b in zip(starts, starts[1:]):
+        torch.testing.assert_close(probs[:, a:b].sum(1), torch.ones(7))
+    with pytest.raises(ValueError):
+        BlockLayout([3, 2])
+
+
+def test_log1mexp_is_accurate_at_both_ends() -> None:
+    a = torch.tensor([-1e-10, -1e-3, -0.5, -1.0, -30.0], dtype=torch.float64)
+    mpmath = pytest.importorskip("mpmath")  # ships with torch (via sympy)
+    mpmath.mp.dps = 50  # the reference in 50-digit arithmetic
+    want = torch.tensor([float(mpmath.log(1 - mpmath.exp(v))) for v in a.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(log1mexp(a), want, rtol=1e-9, atol=0)
+
+
+def test_q_xt_marginals_match_closed_form_and_sampling() -> None:
+    layout = BlockLayout([3])
+    diff = MultinomialDiffusion(layout, _schedule())
+    x0 = torch.zeros(20000, 3)
+    x0[:, 0] = 1
+    t = torch.full((20000,), 40)
+    abar = torch.exp(diff.log_abar[40]).item()
+    expected = torch.tensor([abar + (1 - abar) / 3, (1 - abar) / 3, (1 - abar) / 3])
+    torch.testing.assert_close(diff.q_xt_log(onehot_to_log(x0[:1]), t[:1]).exp()[0], expected.float())
+    draws = diff.q_sample(x0, t, torch.Generator().manual_seed(0))
+    assert torch.all(draws.sum(1) == 1)
+    torch.testing.assert_close(draws.mean(0), expected.float(), atol=0.015, rtol=0)
+
+
+def test_posterior_matches_bayes_rule_by_enumeration() -> None:
+    """q(x_s | x_t, x_0) from the module equals the normalised product of the two transition
+    matrices, for adjacent (training) and strided (few-step sampling) timesteps."""
+    sizes = [2, 4]
+    layout = BlockLayout(sizes)
+    diff = MultinomialDiffusion(layout, _schedule()).double()
+    abar = torch.exp(diff.log_abar)
+    gen = torch.Generator().manual_seed(3)
+    for t, s in [(1, 0), (50, 49), (99, 60), (30, 3)]:
+        a_ts = abar[t] / abar[s]
+        x0 = layout.sample(torch.zeros(1, layout.width, dtype=torch.float64), gen)
+        xt = layout.sample(torch.zeros(1, layout.width, dtype=torch.float64), gen)
+        got = diff.posterior_log(onehot_to_log(x0), xt, torch.tensor([t]), torch.tensor([s])).exp()[0]
+        start = 0
+        for k in sizes:
+            x0b, xtb = x0[0, start : start + k], xt[0, start : start + k]
+            eye, uni = torch.eye(k, dtype=torch.float64), torch.full((k, k), 1.0 / k, dtype=torch.float64)
+            q_s_given_0 = (abar[s] * eye + (1 - abar[s]) * uni) @ x0b  # distribution over x_s
+            q_t_given_s = (a_ts * eye + (1 - a_ts) * uni) @ xtb  # likelihood of x_t per x_s
+            want = q_s_given_0 * q_t_given_s
+            torch.testing.assert_close(got[start : start + k], want / want.sum(), rtol=1e-6, atol=1e-9)
+            start += k
+
+
+def test_categorical_probabilities_stay_valid_along_the_reverse_chain() -> None:
+    """Any logits (even extreme ones) give non-negative posteriors summing to 1 per block,
+    and every reverse step returns exactly one category per block."""
+    layout = BlockLayout([2, 3, 3, 7])
+    diff = MultinomialDiffusion(layout, _schedule())
+    gen = torch.Generator().manual_seed(0)
+    x = layout.uniform(64, gen, torch.device("cpu"))
+    for t, prev in [(99, 80), (80, 50), (50, 10), (10, 0), (5, -1)]:
+        logits = torch.randn(64, layout.width, generator=gen) * 50
+        if prev >= 0:
+            log_p = diff.posterior_log(layout.log_softmax(logits), x, torch.full((64,), t), torch.full((64,), prev))
+            p = log_p.exp()
+            assert torch.isfinite(log_p).all() and (p >= 0).all()
+            start = 0
+            for k in layout.sizes:
+                torch.testing.assert_close(p[:, start : start + k].sum(1), torch.ones(64))
+                start += k
+        x = diff.step(logits, x, t, prev, gen)
+        assert set(x.unique().tolist()) <= {0.0, 1.0}
+        start = 0
+        for k in layout.sizes:
+            assert torch.all(x[:, start : start + k].sum(1) == 1)
+            start += k
+
+
+def test_multinomial_loss_is_zero_for_a_perfect_prediction_and_positive_otherwise() -> None:
+    layout = BlockLayout([3, 4])
+    diff = MultinomialDiffusion(layout, _schedule())
+    gen = torch.Generator().manual_seed(1)
+    x0 = layout.sample(torch.zeros(256, layout.width), gen)
+    t = torch.randint(1, 100, (256,), generator=gen)
+    xt = diff.q_sample(x0, t, gen)
+    perfect = diff.loss(onehot_to_log(x0) * 1.0, x0, xt, t)  # logits = log one-hot
+    assert perfect.abs().max() < 1e-4
+    wrong = diff.loss(torch.zeros_like(x0), x0, xt, t)
+    assert (wrong >= -1e-6).all() and wrong.mean() > 1e-3
+
+
+# -- Gaussian half: diffusers schedulers -----------------------------------------------------------
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("steps", [10, 25, 50])
+def test_scheduler_round_trip_noise_then_denoise(prediction_type: str, steps: int) -> None:
+    """Noise toy data to the last timestep with the DDPM scheduler, then walk back with the DDIM
+    sampler fed by an oracle that knows the clean data: the data come back exactly. This pins
+    the scheduler wiring (trailing spacing, alpha-to-one, no clipping, prediction targets)."""
+    model = TabDDPM([_Span("numeric", 0, 3)], 3, DiffusionShape(prediction_type=prediction_type))
+    ddpm = model.scheduler
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(500, 3, generator=gen) * 3 + 5  # far outside [-1, 1]: clipping would show
+    noise = torch.randn(500, 3, generator=gen)
+    t_last = ddpm.config.num_train_timesteps - 1
+    x = ddpm.add_noise(x0, noise, torch.full((500,), t_last))
+    ddim = ddim_from(ddpm)
+    ddim.set_timesteps(steps)
+    assert int(ddim.timesteps[0]) == t_last
+    abar = ddpm.alphas_cumprod
+    for t in ddim.timesteps:
+        a = abar[int(t)]
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        target = {"epsilon": eps, "sample": x0, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}
+        x = ddim.step(target[prediction_type], int(t), x).prev_sample
+    torch.testing.assert_close(x, x0, atol=1e-3, rtol=1e-4)
+
+
+def test_tabddpm_learns_a_toy_mixture() -> None:
+    """400 small optimiser steps on a 3-cluster mixture whose cluster is a categorical
+    column: sampled clusters keep their frequencies and their numeric means (the joint)."""
+    torch.manual_seed(0)
+    n = 3000
+    c = torch.randint(0, 3, (n,))
+    x1 = (c.float() - 1) * 2 + 0.3 * torch.randn(n)
+    matrix = torch.cat([x1[:, None], torch.nn.functional.one_hot(c, 3).float()], dim=1)
+    shape = DiffusionShape(hidden_dim=32, time_dim=16, num_train_timesteps=200)
+    model = TabDDPM([_Span("numeric", 0, 1), _Span("categorical", 1, 4)], 4, shape)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x = model.to_internal(matrix)
+    for _ in range(400):
+        loss, _ = model.loss(x[torch.randint(0, n, (128,))])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = model.sample(3000, 20, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.isfinite(out).all()
+    cls = out[:, 1:].argmax(1)
+    freq = torch.bincount(cls, minlength=3).float() / len(out)
+    torch.testing.assert_close(freq, torch.full((3,), 1 / 3), atol=0.07, rtol=0)
+    for k in range(3):
+        assert abs(out[cls == k, 0].mean().item() - (k - 1) * 2) < 0.4
+
+
+# -- the generator on real and edge tables ---------------------------------------------------------
+# Small enough for the test budget on two shared CPU cores; quality is the benchmark's job.
+FAST = dict(device="cpu", epochs=4, min_steps=0, max_steps=40, batch_size=256, hidden_dim=32,
+            time_dim=16, sampling_steps=5, num_train_timesteps=100)
+
+
+def _fit(df: pd.DataFrame, name: str = "t", **options) -> DiffusionGenerator:
+    schema = profile_table(df, name)
+    cols = [c.name for c in schema.modeled_columns]
+    gen = DiffusionGenerator(DiffusionConfig(**(FAST | options)))
+    return gen.fit(df[cols], schema)
+
+
+@pytest.fixture(scope="module")
+def planes() -> tuple[pd.DataFrame, DiffusionGenerator, list[ProgressEvent]]:
+    df, schema = real_table("planes", rows=800)
+    cols = [c.name for c in schema.modeled_columns]
+    events: list[ProgressEvent] = []
+    gen = DiffusionGenerator(DiffusionConfig(**FAST))
+    gen.fit(df[cols], schema, events.append)
+    return df[cols], gen, events
+
+
+def test_registry_builds_the_diffusion_family() -> None:
+    gen = make_generator("diffusion", {"sampling_steps": 10}, device="cpu")
+    assert isinstance(gen, DiffusionGenerator) and gen.config.sampling_steps == 10
+
+
+def test_fit_reports_each_epoch_and_sample_reports_each_step(planes) -> None:
+    df, gen, events = planes
+    assert [e.step for e in events] == list(range(1, len(events) + 1)) and events[-1].fraction == 1.0
+    assert all(e.stage == "fit" and {"loss", "loss_num", "loss_cat"} <= set(e.metrics) for e in events)
+    assert all(math.isfinite(e.metrics["loss"]) for e in events)
+    steps: list[ProgressEvent] = []
+    out = gen.sample(300, seed=1, progress=steps.append)
+    assert [e.step for e in steps] == list(range(1, gen.config.sampling_steps + 1))
+    assert all(e.stage == "sample" and e.total == gen.config.sampling_steps for e in steps)
+    assert list(out.columns) == list(df.columns) and len(out) == 300
+    assert out.dtypes.to_dict() == df.dtypes.to_dict()
+    for col in ("type", "manufacturer", "engine"):
+        assert set(out[col].dropna()) <= set(df[col].dropna())
+
+
+def test_same_seed_same_rows_and_other_seed_other_rows(planes) -> None:
+    df, gen, _ = planes
+    a, b = gen.sample(500, seed=7), gen.sample(500, seed=7)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not a.equals(gen.sample(500, seed=8))
+    # a second fit with the same seed, data and config gives the same model and rows
+    schema = profile_table(df, "planes")
+    again = DiffusionGenerator(DiffusionConfig(**FAST)).fit(df, gen.schema or schema)
+    pd.testing.assert_frame_equal(again.sample(500, seed=7), a, check_exact=True)
+
+
+def test_sampling_in_chunks_covers_n_rows(planes) -> None:
+    _, gen, _ = planes
+    chunked = DiffusionGenerator(gen.config.model_copy(update={"sample_batch_size": 128}))
+    chunked.schema, chunked.encoder, chunked.model, chunked.ema = gen.schema, gen.encoder, gen.model, gen.ema
+    steps: list[ProgressEvent] = []
+    out = chunked.sample(300, seed=3, progress=steps.append)
+    assert len(out) == 300 and len(steps) == 3 * gen.config.sampling_steps
+    assert steps[-1].fraction == 1.0
+
+
+def test_save_load_identity(planes, tmp_path: Path) -> None:
+    _, gen, _ = planes
+    gen.save(tmp_path / "model")
+    files = sorted(p.name for p in (tmp_path / "model").iterdir())
+    assert files == ["encoder.safetensors", "generator.json", "model.safetensors"]
+    meta = json.loads((tmp_path / "model" / "generator.json").read_text())
+    assert meta["family"] == "diffusion" and meta["state"]["scheduler"]["clip_sample"] is False
+    assert meta["state"]["scheduler"]["num_train_timesteps"] == FAST["num_train_timesteps"]
+    loaded = DiffusionGenerator.load(tmp_path / "model")
+    assert loaded.config == gen.config
+    pd.testing.assert_frame_equal(loaded.sample(400, seed=5), gen.sample(400, seed=5), check_exact=True)
+
+
+def test_cuda_request_without_gpu_fails_clearly(planes) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    df, gen, _ = planes
+    with pytest.raises(DeviceUnavailableError):
+        DiffusionGenerator(DiffusionConfig(**(FAST | {"device": "cuda"}))).fit(df, gen.schema)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["temp", "humid", "precip", "wind_dir"],  # only numeric, with nulls
+        ["origin"],  # one categorical column
+        ["pressure"],  # one numeric column with nulls
+        ["year", "origin"],  # a constant column
+        ["wind_gust", "hour"],  # mostly null (about 80%)
+        ["time_hour", "origin"],  # tz-aware datetime
+    ],
+)
+def test_edge_tables_train_and_sample(columns: list[str]) -> None:
+    df, _ = real_table("weather", rows=600)
+    df = df[columns]
+    gen = _fit(df)
+    out = gen.sample(200, seed=0)
+    assert list(out.columns) == columns and len(out) == 200
+    assert out.dtypes.to_dict() == df.dtypes.to_dict()
+    for col in columns:
+        if df[col].nunique() == 1 and df[col].notna().all():
+            assert (out[col] == df[col].iloc[0]).all()  # constant stays constant
+        if df[col].notna().all():
+            assert out[col].notna().all()  # never-null stays never-null
+
+
+def test_only_categorical_and_nearly_all_null_columns() -> None:
+    planes_df, _ = real_table("planes")
+    cats = planes_df[["type", "manufacturer", "engine"]]
+    out = _fit(cats).sample(200, seed=0)
+    assert out.dtypes.to_dict() == cats.dtypes.to_dict()
+    assert all(set(out[c]) <= set(cats[c]) for c in cats.columns)
+    sparse = planes_df[["speed", "engines"]]  # speed is 99% null
+    out = _fit(sparse).sample(500, seed=0)
+    assert out["speed"].dropna().between(sparse["speed"].min(), sparse["speed"].max()).all()
+    assert out["speed"].isna().mean() > 0.5
