@@ -42,6 +42,12 @@ def fit_generator(request: TrainRequest) -> str:
         return request.model_dir
     pin_worker_gpu()
     device = effective_device(request.device)
+    if device != "auto" and device != "cpu":
+        # a CUDA request is a promise about the host: break it loudly for every family, also
+        # those that would quietly fit on the CPU (copula), so a GPU pool without a GPU shows up
+        from generators.device import resolve_device
+
+        resolve_device(device)
     generator = make_generator(request.generator, request.options, seed=request.seed, device=device)
     start = time.perf_counter()
     generator.fit(read_frame(request.train), request.table_schema, progress=ArtifactProgress(f"train {request.generator}"))

@@ -257,6 +257,20 @@ def test_a_failing_inline_training_fails_the_run_with_its_reason(prefect_server,
 
 
 @pytest.mark.flow
+def test_a_cuda_request_without_a_gpu_fails_the_run_clearly(prefect_server, planes_csv, tmp_path):
+    import torch
+
+    from flows.synthesize import SynthesizeParams, synthesize
+    from validation.errors import DeviceUnavailableError
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA GPU")
+    with pytest.raises(DeviceUnavailableError, match="device 'cuda' was requested but no CUDA GPU is available"):
+        synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), device="cuda"))
+    assert not any((tmp_path / ".work").iterdir()) and not (tmp_path / ".models").exists()
+
+
+@pytest.mark.flow
 def test_deployment_placement_without_the_deployment_is_a_clear_error(prefect_server, planes_csv, tmp_path):
     from flows.synthesize import SynthesizeParams, synthesize
 
