@@ -23,6 +23,7 @@ from tasks.sources import SourceSpec, default_name
 from tasks.storage import join
 from validation.errors import GateFailedError
 from validation.gate import GateConfig
+from validation.suppression import SuppressionConfig
 
 GeneratorName = Literal["copula", "vae", "gan", "diffusion", "llm"]
 GeneratorChoice = Literal["auto", "copula", "vae", "gan", "diffusion", "llm"]
@@ -50,6 +51,9 @@ class SynthesizeParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
     encoding: str = Field("utf-8", description="text encoding of a CSV source")
     gate: GateConfig = Field(default_factory=GateConfig, description="gate thresholds")
+    protections: SuppressionConfig = Field(
+        default_factory=SuppressionConfig, description="rare-category pooling and extreme clipping before training"
+    )
     training: Placement = Field(
         "inline",
         description="where generators train: inline (in this flow's process) or deployment (the train-generator deployment on the gpu work pool)",
@@ -123,7 +127,10 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         with clock.step("profile"):
             schema = steps.profile(source, dataset, params.schema_file)
         with clock.step("split"):
-            refs = steps.split_and_protect(source, schema, params.holdout_fraction, params.seed, work_dir)
+            # from here on, the schema the release follows: rare categories pooled, extremes clipped
+            refs, schema = steps.split_and_protect(
+                source, schema, params.holdout_fraction, params.seed, work_dir, params.protections
+            )
         requests = {family: _train_request(params, family, refs, schema, store, is_auto) for family in families}
         with clock.step("train"):
             outcomes, errors = _train_all(requests, params)
@@ -269,16 +276,14 @@ def _candidate_record(family: str, request: TrainRequest, outcome: TrainOutcome 
 
 
 def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str, float], candidates: list[dict]) -> None:
+    from validation.report import check_table_rows, markdown_summary
+
     verdict = "PASS — published" if gate.passed else "FAIL — quarantined"
-    lines = [f"# {dataset}: {verdict}", "", gate.summary(), "", "| step | seconds |", "|---|---|"]
+    lines = [markdown_summary(gate, f"{dataset}: {verdict}"), "", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in seconds.items()]
     lines += ["", f"Release folder: `{release_path}`"]
     create_markdown_artifact("\n".join(lines), key=_key(f"{dataset}-summary"), description="synthpipe run summary")
-    create_table_artifact(
-        [{k: ("" if v is None else v) for k, v in c.to_dict().items()} for c in gate.checks],
-        key=_key(f"{dataset}-checks"),
-        description="gate checks",
-    )
+    create_table_artifact(check_table_rows(gate), key=_key(f"{dataset}-checks"), description="gate checks")
     create_link_artifact(Path(release_path).resolve().as_uri(), link_text=str(release_path), key=_key(f"{dataset}-release"))
     if candidates:
         columns = ("family", "passed", "fidelity_score", "identical_match_share", "train_seconds", "cached", "work_pool", "chosen")

@@ -86,7 +86,11 @@ class CopulaGenerator(Generator):
                     encoded[col.name] = np.where(null, finite.mean(), numeric)
                     entry["modeled"] = True
                 if 0 < entry["null_rate"] < 1:
-                    encoded[f"{col.name}#null"] = null.astype(float)
+                    # Like a two-category column: null -> U(0, p), present -> U(p, 1), so the
+                    # marginal is uniform and decoding is a threshold at p.
+                    p = entry["null_rate"]
+                    u = rng.uniform(0.0, 1.0, len(null))
+                    encoded[f"{col.name}#null"] = np.where(null, u * p, p + u * (1 - p))
             self._plan.append(entry)
         progress(ProgressEvent("fit", 0, 1))
         frame = pd.DataFrame(encoded)
@@ -139,7 +143,7 @@ class CopulaGenerator(Generator):
                 elif entry.get("decimals") is not None:
                     x = np.round(x, entry["decimals"])
                 if f"{name}#null" in raw:
-                    x[raw[f"{name}#null"].to_numpy() > 0.5] = np.nan
+                    x[raw[f"{name}#null"].to_numpy() < entry["null_rate"]] = np.nan
                 elif entry["null_rate"] >= 1.0:
                     x[:] = np.nan
                 out[name] = x

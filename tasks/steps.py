@@ -18,6 +18,7 @@ from validation.profile import MIN_ROWS, profile_table
 from validation.protect import fill_protected, real_values, training_view
 from validation.schema import TableSchema
 from validation.split import split_train_holdout
+from validation.suppression import SuppressionConfig, suppress, suppressed_schema
 
 
 def _retry_unexpected(task, task_run, state) -> bool:
@@ -57,15 +58,33 @@ def profile(source: TableRef, name: str, schema_file: str | None = None) -> Tabl
 
 
 @task(name="split-and-protect")
-def split_and_protect(source: TableRef, schema: TableSchema, holdout_fraction: float, seed: int, work_dir: str) -> dict[str, TableRef]:
-    """Seeded train/holdout split; the generator gets only the protected modeled columns of train."""
+def split_and_protect(
+    source: TableRef,
+    schema: TableSchema,
+    holdout_fraction: float,
+    seed: int,
+    work_dir: str,
+    protections: SuppressionConfig | None = None,
+) -> tuple[dict[str, TableRef], TableSchema]:
+    """Seeded train/holdout split; the generator gets only protected modeled columns of train.
+
+    Returns the table references and the schema the release must follow from now on (rare
+    categories pooled, numeric ranges clipped), which also names no rare category.
+    """
     frame = read_frame(source)
     train, holdout = split_train_holdout(frame, holdout_fraction, seed)
-    return {
+    protected, summary = suppress(training_view(train, schema), schema, protections, seed)
+    model_schema = suppressed_schema(schema, summary, protected)
+    get_run_logger().info(
+        "protections: %d columns with pooled rare categories, %d clipped",
+        len(summary["rare_categories"]), len(summary["clipped"]),
+    )
+    refs = {
         "train": write_frame(train, join(work_dir, "train.parquet")),
         "holdout": write_frame(holdout, join(work_dir, "holdout.parquet")),
-        "train_model_view": write_frame(training_view(train, schema), join(work_dir, "train_model_view.parquet")),
+        "train_model_view": write_frame(protected, join(work_dir, "train_model_view.parquet")),
     }
+    return refs, model_schema
 
 
 @task(name="sample")
@@ -80,10 +99,13 @@ def sample(model_dir: str, schema: TableSchema, n: int, seed: int, source: Table
 
 @task(name="validate")
 def validate(refs: dict[str, TableRef], synthetic: TableRef, schema: TableSchema, gate: GateConfig, rows: int) -> GateResult:
-    """Run the gate: schema expectations, fidelity and privacy checks."""
-    return run_gate(
-        read_frame(refs["train"]), read_frame(refs["holdout"]), read_frame(synthetic), schema, gate, expected_rows=rows
-    )
+    """Run the gate (schema expectations, fidelity, privacy) and render the HTML report."""
+    from validation.report import render_html
+
+    train, holdout, synth = read_frame(refs["train"]), read_frame(refs["holdout"]), read_frame(synthetic)
+    result = run_gate(train, holdout, synth, schema, gate, expected_rows=rows)
+    result.artifacts["report_html"] = render_html(result, train, holdout, synth, schema, title=schema.name)
+    return result
 
 
 @task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unexpected)
@@ -92,11 +114,13 @@ def publish(
 ) -> str:
     """Write the release (or the quarantine) atomically; LATEST moves only on a pass."""
     from tasks.release import to_release_arrow, write_release
+    from validation.report import build_report_json
 
     table = to_release_arrow(read_frame(synthetic), schema)
     files = {
         **files,
-        "report.json": json.dumps(gate.to_dict() | {"manifest": manifest}, indent=2, default=str),
+        "report.html": gate.artifacts.get("report_html", ""),
+        "report.json": json.dumps(build_report_json(gate, dataset, extra={"manifest": manifest}), indent=2, default=str),
         "great_expectations.json": json.dumps(gate.artifacts.get("great_expectations", {}), indent=2, default=str),
     }
     path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id)

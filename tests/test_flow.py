@@ -84,14 +84,26 @@ class _CopyingGenerator:
         monkeypatch.setitem(registry.FAMILIES, "copula", "leaky_module:Leaky")
 
 
-def test_gate_failure_quarantines_and_keeps_latest(prefect_server, planes_csv, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def weather_csv(tmp_path_factory) -> Path:
+    from tests.tables import real_table
+
+    df, _ = real_table("weather", rows=3000)
+    path = tmp_path_factory.mktemp("src") / "weather.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_gate_failure_quarantines_and_keeps_latest(prefect_server, weather_csv, tmp_path, monkeypatch):
+    # weather rows are continuous: real rows replayed stand out against the holdout
+    # (on planes, whose rows repeat each other, a copy is no more telling than the holdout)
     from flows.synthesize import SynthesizeParams, synthesize
 
-    good = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500))
+    good = synthesize(SynthesizeParams(source=str(weather_csv), out=str(tmp_path), rows=1000))
     _CopyingGenerator.install(monkeypatch)
     with pytest.raises(GateFailedError, match="identical_match_share"):
-        synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500))
-    dataset = tmp_path / "planes"
+        synthesize(SynthesizeParams(source=str(weather_csv), out=str(tmp_path), rows=1000))
+    dataset = tmp_path / "weather"
     assert (dataset / "LATEST").read_text().strip() == Path(good.release_path).name
     quarantined = list((dataset / "quarantine").iterdir())
     assert len(quarantined) == 1

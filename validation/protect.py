@@ -20,12 +20,20 @@ def training_view(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     return table[[c.name for c in schema.modeled_columns]].copy()
 
 
+def normalized(value: object) -> str:
+    """The form values are compared in: trimmed, case-folded text (as the gate compares them)."""
+    return str(value).strip().casefold()
+
+
 def real_values(table: pd.DataFrame, schema: TableSchema) -> dict[str, set]:
-    """Values of key, PII and text columns that must never appear in a synthetic table."""
+    """Normalized values of key, PII and text columns that must never appear in a synthetic table."""
     out = {}
     for col in schema.columns:
         if col.protection in (Protection.REGENERATE, Protection.FAKE) and col.name in table:
-            out[col.name] = set(table[col.name].dropna().astype(str).tolist())
+            values = table[col.name].dropna()
+            if pd.api.types.is_float_dtype(values) and bool((values == values.round()).all()):
+                values = values.astype("int64")  # ids read as float because of nulls
+            out[col.name] = {normalized(v) for v in values.unique().tolist()}
     return out
 
 
@@ -65,7 +73,7 @@ def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: 
         chosen: set[int] = set()
         while len(chosen) < n:
             draw = rng.integers(low, high, size=2 * (n - len(chosen)) + 10)
-            chosen.update(int(v) for v in draw if str(int(v)) not in avoid)
+            chosen.update(int(v) for v in draw if normalized(int(v)) not in avoid)
         return np.asarray(list(chosen)[:n], dtype=np.int64)
     tokens = parse_key_pattern(col.key_pattern or "AAAA9999")
     pools = {"A": np.array(list(string.ascii_uppercase)), "a": np.array(list(string.ascii_lowercase)), "9": np.array(list(string.digits))}
@@ -78,7 +86,7 @@ def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: 
         m = 2 * (n - len(chosen_s)) + 10
         parts = [rng.choice(pools[t], size=m) if t in pools else np.full(m, t[-1]) for t in tokens]
         for value in ("".join(p) for p in zip(*parts)):
-            if value not in avoid:
+            if normalized(value) not in avoid:
                 chosen_s[value] = None
     return np.asarray(list(chosen_s)[:n], dtype=object)
 
@@ -120,6 +128,6 @@ def fake_values(col: ColumnSchema, n: int, seed: int, avoid: set) -> np.ndarray:
     out = []
     while len(out) < n:
         value = make()
-        if value not in avoid:
+        if normalized(value) not in avoid:
             out.append(value)
     return np.asarray(out, dtype=object)

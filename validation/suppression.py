@@ -171,7 +171,8 @@ def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_tr
                 # precision so a rounded bound value (28.7695 for 28.769499999999997) is inside
                 scale = 10.0 ** col.decimals
                 low, high = math.floor(low * scale) / scale, math.ceil(high * scale) / scale
-            update["min"] = low
-            update["max"] = high
+            # keep the schema's field types: floats for numbers, ISO text for datetimes
+            update["min"] = low if isinstance(low, str) else float(low)
+            update["max"] = high if isinstance(high, str) else float(high)
         columns.append(col.model_copy(update=update) if update else col)
     return schema.model_copy(update={"columns": columns})
