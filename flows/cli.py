@@ -227,12 +227,33 @@ def check(
     holdout: Path = typer.Option(..., "--holdout", help="real rows the generator never saw"),
     synthetic: Path = typer.Option(..., "--synthetic", help="the synthetic table to check"),
     report: Optional[Path] = typer.Option(None, "--report", help="folder for report.html and report.json"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of gate thresholds (GateConfig fields)"),
 ) -> None:
     """Run the gate on any three tables: exit 0 pass, 1 fail, 2 bad input."""
     from tasks.checking import run_check
 
-    code = run_check(real, holdout, synthetic, report)
+    code = run_check(real, holdout, synthetic, report, _gate_config(config) if config else None)
     raise typer.Exit(code)
+
+
+def _gate_config(path: Path):
+    """A GateConfig from YAML; unknown or invalid fields are a one-line error."""
+    import yaml
+    from pydantic import ValidationError
+
+    from validation.errors import InputError
+    from validation.gate import GateConfig
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return GateConfig.model_validate(data)
+    except FileNotFoundError:
+        raise InputError(f"gate config not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"gate config {path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"gate config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
 @app.command()

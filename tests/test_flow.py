@@ -166,3 +166,10 @@ def test_bad_sources_fail_in_the_flow_with_one_line(prefect_server, tmp_path, ca
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert [p.name for p in out.iterdir()] in ([], [".work"]) and not any((out / ".work").glob("*/*"))
+
+
+def test_cli_check_rejects_a_bad_gate_config(tmp_path):
+    config = tmp_path / "gate.yaml"
+    config.write_text("max_dcr_share: 0.6\nmax_dcr_shares: 1\n")
+    proc = _cli("check", "--real", "a.csv", "--holdout", "b.csv", "--synthetic", "c.csv", "--config", str(config))
+    assert proc.returncode == 2 and "max_dcr_shares" in proc.stderr and "Traceback" not in proc.stderr
