@@ -142,12 +142,14 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         synthetic_refs = {}
         with clock.step("sample"):
             for family, outcome in outcomes.items():
-                model_dir = fetch_model(outcome.model_uri, scratch)
-                sample_dir = join(work_dir, "candidates", family) if is_auto else work_dir
-                synthetic_refs[family] = steps.sample(model_dir, schema, n, params.seed, source, sample_dir)
+                with _candidate_errors(errors, family, is_auto):
+                    model_dir = fetch_model(outcome.model_uri, scratch)
+                    sample_dir = join(work_dir, "candidates", family) if is_auto else work_dir
+                    synthetic_refs[family] = steps.sample(model_dir, schema, n, params.seed, source, sample_dir)
         with clock.step("validate"):
             for family, ref in synthetic_refs.items():
-                gates[family] = steps.validate(refs, ref, schema, params.gate, n)
+                with _candidate_errors(errors, family, is_auto):
+                    gates[family] = steps.validate(refs, ref, schema, params.gate, n)
         for family in families:
             candidates.append(_candidate_record(family, requests[family], outcomes.get(family), errors.get(family), gates.get(family)))
         chosen, decided_by = auto.choose(candidates)
@@ -215,6 +217,18 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             )
         raise GateFailedError(f"gate failed, run quarantined at {release_path}: {detail}")
     return result
+
+
+@contextmanager
+def _candidate_errors(errors: dict[str, str], family: str, is_auto: bool):
+    """With generator=auto one candidate's failure is recorded and the others go on; with one
+    family it is the run's failure."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_auto:
+            raise
+        errors[family] = f"{type(exc).__name__}: {exc}"
 
 
 def _train_request(params: SynthesizeParams, family: str, refs, schema, store: str, is_auto: bool) -> TrainRequest:
