@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean server deploy
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+server: $(STAMP)
+	$(BIN)/prefect server start
+
+deploy: $(STAMP)
+	deployments/create-pools.sh && deployments/deploy.sh
 
 clean:
 	rm -rf $(VENV) .prefect releases

@@ -120,8 +120,17 @@ def publish(
     files = {
         **files,
         "report.html": gate.artifacts.get("report_html", ""),
-        "report.json": json.dumps(build_report_json(gate, dataset, extra={"manifest": manifest}), indent=2, default=str),
+        "report.json": json.dumps(build_report_json(gate, dataset, extra=_report_extra(manifest)), indent=2, default=str),
         "great_expectations.json": json.dumps(gate.artifacts.get("great_expectations", {}), indent=2, default=str),
     }
     path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id)
     return str(path)
+
+
+def _report_extra(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What report.json carries besides the gate: the manifest, and auto's candidate comparison on top."""
+    extra: dict[str, Any] = {"manifest": manifest}
+    for key in ("candidates", "selection"):
+        if key in manifest:
+            extra[key] = manifest[key]
+    return extra
