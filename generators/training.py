@@ -285,7 +285,8 @@ def categorical_activation(logits: torch.Tensor, blocks: list[tuple[int, int]], 
         block = logits[:, start:end].float()
         if hard_sample:
             # Gumbel-max: an exact categorical draw from the global (seeded) torch RNG
-            gumbel = -torch.log(-torch.log(torch.rand_like(block).clamp_min(1e-20)).clamp_min(1e-20))
+            uniform = torch.rand_like(block).clamp(1e-12, 1 - 1e-7)
+            gumbel = -torch.log(-torch.log(uniform))
             idx = (block + gumbel).argmax(dim=1)
             out[:, start:end] = torch.nn.functional.one_hot(idx, end - start).to(out.dtype)
         else:
