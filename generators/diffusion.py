@@ -30,7 +30,6 @@ import torch
 from pydantic import Field
 
 from generators.base import ProgressCallback, ProgressEvent, no_progress
-from generators.denoiser import MLPDenoiser
 from generators.tabddpm import DiffusionShape, TabDDPM
 from generators.training import (
     TorchConfig,
@@ -64,6 +63,9 @@ class DiffusionConfig(TorchConfig):
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = Field(
         "v_prediction", description="what the network predicts for the numeric features"
     )
+    cat_ce_weight: float = Field(
+        1.0, ge=0, description="weight of the cross-entropy of the predicted clean category, added to the multinomial KL"
+    )
     sampling_steps: int = Field(25, ge=1, description="DDIM steps when sampling")
     eta: float = Field(0.0, ge=0, le=1, description="DDIM stochasticity: 0 = deterministic ODE, 1 = DDPM-like")
     sample_batch_size: int = Field(50_000, ge=1, description="rows denoised together when sampling")
@@ -77,6 +79,7 @@ class DiffusionConfig(TorchConfig):
             num_train_timesteps=self.num_train_timesteps,
             beta_schedule=self.beta_schedule,
             prediction_type=self.prediction_type,
+            cat_ce_weight=self.cat_ce_weight,
         )
 
 
@@ -90,7 +93,7 @@ class DiffusionGenerator(TorchGenerator):
     def __init__(self, config: DiffusionConfig | None = None) -> None:
         super().__init__(config)
         self.model: TabDDPM | None = None
-        self.ema: MLPDenoiser | None = None
+        self.ema: torch.nn.Module | None = None
         self._sample_progress: ProgressCallback | None = None
         self._sample_done = 0
         self._sample_total = 0
@@ -104,9 +107,7 @@ class DiffusionGenerator(TorchGenerator):
             self.encoder.spans, self.encoder.width, self.config.shape(), saved_scheduler=extra.get("scheduler")
         ).to(self.device)
         # The averaged copy that samples; with ema_decay = 0 it simply mirrors the weights.
-        self.ema = MLPDenoiser(
-            self.encoder.width, self.config.hidden_dim, self.config.n_blocks, self.config.time_dim, self.config.dropout
-        ).to(self.device)
+        self.ema = self.model.make_denoiser().to(self.device)
         self.ema.load_state_dict(self.model.denoiser.state_dict())
         self.ema.requires_grad_(False)
 
@@ -123,8 +124,8 @@ class DiffusionGenerator(TorchGenerator):
         assert self.model is not None and self.ema is not None
         cfg = self.config
         model = self.model
-        x = model.to_internal(data)
-        n = len(x)
+        x_num, x_cat = model.to_internal(data)
+        n = len(data)
         batch_size = min(cfg.batch_size, n)
         per_epoch = max(1, math.ceil(n / batch_size) - (1 if n % batch_size == 1 and n > batch_size else 0))
         epochs = _epochs(cfg.epochs, per_epoch, cfg.min_steps, cfg.max_steps)
@@ -137,7 +138,7 @@ class DiffusionGenerator(TorchGenerator):
         model.train()
 
         def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-            loss, parts = model.loss(x[idx], autocast=lambda: autocast(self.device))
+            loss, parts = model.loss(x_num[idx], x_cat[idx], autocast=lambda: autocast(self.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -45,6 +45,7 @@ class DiffusionShape:
     num_train_timesteps: int = 1000
     beta_schedule: BetaSchedule = "squaredcos_cap_v2"
     prediction_type: PredictionType = "v_prediction"
+    cat_ce_weight: float = 0.0
 
 
 def scheduler_config(shape: DiffusionShape) -> dict:
@@ -72,8 +73,10 @@ def ddim_from(ddpm: DDPMScheduler) -> DDIMScheduler:
 class TabDDPM(torch.nn.Module):
     """The denoiser plus both diffusion processes, on one encoded layout.
 
-    Internally the matrix is permuted to ``[numeric positions | categorical blocks sorted by
-    size]`` (see :class:`BlockLayout`); :meth:`to_internal` / :meth:`from_internal` convert.
+    Internally a batch is a pair: ``x_num`` (n, num_dim) float numeric features and ``x_cat``
+    (n, n_columns) long, the category of each categorical block as a position in the
+    concatenated one-hot layout whose blocks are sorted by size (see :class:`BlockLayout`).
+    :meth:`to_internal` / :meth:`from_internal` convert from / to the encoder's matrix.
     """
 
     def __init__(
@@ -90,13 +93,13 @@ class TabDDPM(torch.nn.Module):
         numeric = [i for s in spans if s.kind == "numeric" for i in range(s.start, s.end)]
         blocks = sorted((s for s in spans if s.kind == "categorical"), key=lambda s: (s.end - s.start, s.start))
         categorical = [i for s in blocks for i in range(s.start, s.end)]
-        perm = numeric + categorical
-        if sorted(perm) != list(range(width)):
+        if sorted(numeric + categorical) != list(range(width)):
             raise ValueError("spans must tile the encoded matrix exactly once")
+        self.width = width
         self.num_dim = len(numeric)
         self.cat_dim = len(categorical)
-        self.register_buffer("perm", torch.tensor(perm, dtype=torch.long), persistent=False)
-        self.register_buffer("inv_perm", torch.argsort(self.perm), persistent=False)
+        self.register_buffer("num_pos", torch.tensor(numeric, dtype=torch.long), persistent=False)
+        self.register_buffer("cat_pos", torch.tensor(categorical, dtype=torch.long), persistent=False)
         if saved_scheduler is not None:
             self.scheduler = DDPMScheduler.from_config(saved_scheduler)
         else:
@@ -104,10 +107,17 @@ class TabDDPM(torch.nn.Module):
         if self.scheduler.config.clip_sample:
             raise ValueError("clip_sample must be False: encoded features are not bounded to [-1, 1]")
         self.layout = BlockLayout([s.end - s.start for s in blocks])
-        self.multinomial = MultinomialDiffusion(self.layout, self.scheduler.betas) if blocks else None
-        self.denoiser = MLPDenoiser(
-            width, hidden_dim=shape.hidden_dim, n_blocks=shape.n_blocks, time_dim=shape.time_dim,
-            dropout=shape.dropout,
+        self.multinomial = MultinomialDiffusion(self.layout, self.scheduler.betas)
+        self.denoiser = self.make_denoiser()
+
+    def make_denoiser(self) -> MLPDenoiser:
+        """A fresh network of this model's shape (also used for the weight average)."""
+        s = self.shape
+        return MLPDenoiser(
+            self.num_dim, self.cat_dim, self.layout.n_blocks, hidden_dim=s.hidden_dim, n_blocks=s.n_blocks,
+            time_dim=s.time_dim, dropout=s.dropout,
+            # numerics, then one chunk per group of equally sized categorical blocks
+            output_splits=[self.num_dim, *(g.end - g.start for g in self.layout.groups)],
         )
 
     def scheduler_json(self) -> dict:
@@ -115,40 +125,44 @@ class TabDDPM(torch.nn.Module):
         return {k: v for k, v in dict(self.scheduler.config).items() if not k.startswith("_")}
 
     # -- layout ----------------------------------------------------------------------------
-    def to_internal(self, matrix: torch.Tensor) -> torch.Tensor:
-        return matrix[:, self.perm.to(matrix.device)]
+    def to_internal(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder matrix -> (numeric features, category indices)."""
+        x_num = matrix[:, self.num_pos.to(matrix.device)]
+        x_cat = self.layout.indices(matrix[:, self.cat_pos.to(matrix.device)])
+        return x_num, x_cat
 
-    def from_internal(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.inv_perm.to(x.device)]
+    def from_internal(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """(numeric features, category indices) -> encoder matrix with exact one-hot blocks."""
+        out = torch.zeros(x_num.shape[0], self.width, dtype=torch.float32, device=x_num.device)
+        out[:, self.num_pos.to(x_num.device)] = x_num.float()
+        if self.cat_dim:
+            out.scatter_(1, self.cat_pos.to(x_cat.device)[x_cat], 1.0)
+        return out
 
     # -- training --------------------------------------------------------------------------
     def loss(
         self,
-        x0: torch.Tensor,
+        x_num0: torch.Tensor,
+        x_cat0: torch.Tensor,
         denoiser: torch.nn.Module | None = None,
-        autocast: Callable[[], object] | None = None,
+        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean training loss of a batch ``x0`` (internal layout) at uniformly drawn timesteps.
+        """Mean training loss of a batch at uniformly drawn timesteps.
 
-        Returns the loss and its detached parts (``loss_num``: noise-prediction MSE per numeric feature;
-        ``loss_cat``: multinomial KL / decoder NLL per categorical column).
+        Returns the loss and its detached parts: ``loss_num``, the MSE of the Gaussian target
+        per numeric feature; ``loss_cat``, the multinomial KL / decoder NLL per categorical column.
         """
         net = denoiser or self.denoiser
-        n, device = x0.shape[0], x0.device
+        n, device = x_num0.shape[0], x_num0.device
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (n,), device=device, generator=generator)
-        x_num0, x_cat0 = x0[:, : self.num_dim], x0[:, self.num_dim :]
-        parts_in = []
-        if self.num_dim:
-            noise = torch.randn(x_num0.shape, device=device, generator=generator)
-            parts_in.append(self.scheduler.add_noise(x_num0, noise, t))
-        if self.cat_dim:
-            x_cat_t = self.multinomial.q_sample(x_cat0, t, generator)
-            parts_in.append(x_cat_t)
+        noise = torch.randn(x_num0.shape, device=device, generator=generator)
+        x_num_t = self.scheduler.add_noise(x_num0, noise, t) if self.num_dim else x_num0
+        x_cat_t = self.multinomial.q_sample(x_cat0, t, generator) if self.cat_dim else x_cat0
         with autocast() if autocast else contextlib.nullcontext():
-            out = net(torch.cat(parts_in, dim=1), t)
-        out = out.float()
-        total = torch.zeros((), device=device)
+            chunks = net(x_num_t, x_cat_t, t)
+        out = torch.cat(chunks, dim=1).float()
+        total = out.new_zeros(())
         metrics: dict[str, torch.Tensor] = {}
         if self.num_dim:
             target = self._gaussian_target(x_num0, noise, t)
@@ -156,13 +170,15 @@ class TabDDPM(torch.nn.Module):
             total = total + loss_num
             metrics["loss_num"] = loss_num.detach()
         if self.cat_dim:
-            loss_cat = self.multinomial.loss(out[:, self.num_dim :], x_cat0, x_cat_t, t).mean()
+            loss_cat = self.multinomial.loss(
+                out[:, self.num_dim :], x_cat0, x_cat_t, t, ce_weight=self.shape.cat_ce_weight
+            ).mean()
             total = total + loss_cat
             metrics["loss_cat"] = loss_cat.detach()
         return total, metrics
 
     def _gaussian_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        kind = self.shape.prediction_type
+        kind = self.scheduler.config.prediction_type
         if kind == "epsilon":
             return noise
         if kind == "sample":
@@ -179,11 +195,11 @@ class TabDDPM(torch.nn.Module):
         device: torch.device,
         denoiser: torch.nn.Module | None = None,
         eta: float = 0.0,
-        batch_size: int = 32768,
-        autocast: Callable[[], object] | None = None,
+        batch_size: int = 50_000,
+        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` rows (encoder layout, float32, on CPU) with ``steps`` DDIM steps.
+        """Draw ``n`` rows as an encoder matrix (float32, on CPU) with ``steps`` DDIM steps.
 
         Rows are drawn in batches of ``batch_size``, each through all steps, so memory stays
         bounded; the random stream depends only on ``n``, the seed and the batch size.
@@ -192,6 +208,9 @@ class TabDDPM(torch.nn.Module):
         net = denoiser or self.denoiser
         ddim = ddim_from(self.scheduler)
         ddim.set_timesteps(steps)
+        # DDIM moves the numerics from t to t - stride (its own rule, also when the spacing leaves
+        # a different next timestep); the categorical chain jumps to the same timestep so both
+        # halves stay equally noisy.
         stride = ddim.config.num_train_timesteps // ddim.num_inference_steps
         timesteps = [int(t) for t in ddim.timesteps]
         n_batches = max(1, -(-n // batch_size))
@@ -200,21 +219,17 @@ class TabDDPM(torch.nn.Module):
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
             x_num = torch.randn((m, self.num_dim), generator=generator, device=device)
-            x_cat = self.layout.uniform(m, generator, device) if self.cat_dim else x_num[:, :0]
+            x_cat = self.layout.uniform(m, generator, device) if self.cat_dim else torch.zeros(m, 0, dtype=torch.long, device=device)
             for t in timesteps:
-                t_vec = torch.full((m,), t, dtype=torch.long, device=device)
+                t_now = torch.tensor(t, dtype=torch.long, device=device)  # shared by all rows
                 with autocast() if autocast else contextlib.nullcontext():
-                    out = net(torch.cat([x_num, x_cat], dim=1), t_vec)
-                out = out.float()
+                    chunks = net(x_num, x_cat, t_now)
                 if self.num_dim:
-                    x_num = ddim.step(out[:, : self.num_dim], t, x_num, eta=eta, generator=generator).prev_sample
+                    x_num = ddim.step(chunks[0].float(), t, x_num, eta=eta, generator=generator).prev_sample
                 if self.cat_dim:
-                    # DDIM moves the numerics to t - stride (its own rule); the categorical chain
-                    # jumps to the same timestep so both halves stay equally noisy.
-                    x_cat = self.multinomial.step(out[:, self.num_dim :], x_cat, t, t - stride, generator)
+                    x_cat = self.multinomial.step(chunks[1:], x_cat, t, t - stride, generator)
                 done += 1
                 if on_step:
                     on_step(done, total)
-            outputs.append(torch.cat([x_num, x_cat], dim=1).cpu())
-        return self.from_internal(torch.cat(outputs, dim=0))
-
+            outputs.append(self.from_internal(x_num, x_cat).cpu())
+        return torch.cat(outputs, dim=0)
