@@ -132,7 +132,7 @@ class _NumericCodec:
 
     # values <-> float64 -------------------------------------------------------------------
     @staticmethod
-    def _datetime_mode(s: pd.Series, col: ColumnSchema) -> str:
+    def _datetime_mode(s: pd.Series) -> str:
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
             return "datetime64"
         first = s.dropna()
@@ -206,7 +206,7 @@ class _NumericCodec:
             "origin": 0,
         }
         if col.kind == ColumnKind.DATETIME:
-            mode = cls._datetime_mode(s, col)
+            mode = cls._datetime_mode(s)
             cfg["datetime_mode"] = mode
             cfg["datetime_format"] = col.datetime_format
             cfg["unit"] = s.dt.unit if mode == "datetime64" else "ns"

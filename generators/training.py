@@ -162,7 +162,7 @@ class TorchConfig(GeneratorConfig):
     batch_size: int = Field(500, ge=2, description="rows per training step")
     learning_rate: float = Field(1e-3, gt=0)
     max_categories: int = Field(1000, ge=2, description="one-hot slots per categorical column; rarer values are pooled")
-    sample_batch_size: int = Field(100_000, ge=1, description="rows generated per forward pass when sampling")
+    sample_batch_size: int = Field(20_000, ge=1, description="rows generated and decoded per batch when sampling")
 
 
 class TorchGenerator(Generator):
@@ -229,20 +229,22 @@ class TorchGenerator(Generator):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
         for module in self._modules().values():
             module.eval()
-        parts: list[np.ndarray] = []
+        parts: list[pd.DataFrame] = []
         total = max(1, -(-n // self.config.sample_batch_size))
         with seeded(seed, self.device):
             done = 0
             for i in range(total):
                 size = min(self.config.sample_batch_size, n - done)
-                if size > 0:
+                if size > 0 or not parts:
                     with autocast(self.device):
-                        rows = self._generate(size)
-                    parts.append(rows.float().cpu().numpy())
+                        rows = self._generate(size) if size > 0 else torch.zeros(0, self.encoder.width)
+                    # decode batch by batch: the float matrix of a one-hot-heavy table is many
+                    # times larger than the decoded rows, so 1M rows never exist as a matrix
+                    batch_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+                    parts.append(self.encoder.inverse_transform(rows.float().cpu().numpy(), seed=batch_seed))
                     done += size
                 progress(ProgressEvent(stage="sample", step=i + 1, total=total))
-        matrix = np.concatenate(parts) if parts else np.zeros((0, self.encoder.width), np.float32)
-        return self.encoder.inverse_transform(matrix, seed=seed)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def save(self, directory: Path) -> None:
         """Weights and encoder arrays as safetensors, config/schema/encoder layout as JSON."""
