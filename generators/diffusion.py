@@ -16,8 +16,12 @@ Choices that differ from the TabDDPM paper, and why:
 * DDIM with 25 steps instead of 1000 ancestral steps (TabSyn reports near-best quality with
   20), so 100,000 rows take seconds, not minutes, on a CPU. The categorical chain jumps
   between the same timesteps using the exact strided posterior.
+* The categorical loss adds the cross-entropy of the predicted clean category to TabDDPM's KL
+  (D3PM's auxiliary loss): the KL alone learns the categories slowly in a short CPU run.
 * An exponential moving average of the weights is what samples (TabDDPM keeps one too), and
   the learning rate decays linearly to zero, which matters for the short CPU budgets here.
+* Training length is set in optimiser steps as well as epochs (``min_steps`` / ``max_steps``),
+  because a 3,000-row and a 300,000-row table need similar numbers of updates, not of epochs.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from typing import Literal
 
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from generators.base import ProgressCallback, ProgressEvent, no_progress
 from generators.tabddpm import DiffusionShape, TabDDPM
@@ -54,7 +58,7 @@ class DiffusionConfig(TorchConfig):
     ema_decay: float = Field(0.995, ge=0, lt=1, description="decay of the weight average used for sampling (0 = no averaging)")
     hidden_dim: int = Field(256, ge=8, description="width of the denoiser's residual MLP")
     n_blocks: int = Field(2, ge=1, description="residual blocks in the denoiser")
-    time_dim: int = Field(128, ge=8, description="size of the timestep embedding (even)")
+    time_dim: int = Field(128, ge=8, multiple_of=2, description="size of the sinusoidal timestep embedding")
     dropout: float = Field(0.0, ge=0, lt=1)
     num_train_timesteps: int = Field(1000, ge=2, description="diffusion timesteps T of the training scheduler")
     beta_schedule: Literal["linear", "squaredcos_cap_v2", "sigmoid"] = Field(
@@ -69,6 +73,14 @@ class DiffusionConfig(TorchConfig):
     sampling_steps: int = Field(25, ge=1, description="DDIM steps when sampling")
     eta: float = Field(0.0, ge=0, le=1, description="DDIM stochasticity: 0 = deterministic ODE, 1 = DDPM-like")
     sample_batch_size: int = Field(50_000, ge=1, description="rows denoised together when sampling")
+
+    @model_validator(mode="after")
+    def _steps_within_schedule(self) -> "DiffusionConfig":
+        if self.sampling_steps > self.num_train_timesteps:
+            raise ValueError(
+                f"sampling_steps ({self.sampling_steps}) cannot exceed num_train_timesteps ({self.num_train_timesteps})"
+            )
+        return self
 
     def shape(self) -> DiffusionShape:
         return DiffusionShape(
@@ -101,8 +113,6 @@ class DiffusionGenerator(TorchGenerator):
     # TorchGenerator hooks ---------------------------------------------------------------------
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None
-        if self.config.time_dim % 2:
-            raise ValueError("time_dim must be even (sinusoidal embedding)")
         self.model = TabDDPM(
             self.encoder.spans, self.encoder.width, self.config.shape(), saved_scheduler=extra.get("scheduler")
         ).to(self.device)

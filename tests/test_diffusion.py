@@ -17,7 +17,7 @@ from generators.multinomial_diffusion import BlockLayout, MultinomialDiffusion, 
 from generators.registry import make_generator
 from generators.tabddpm import DiffusionShape, TabDDPM, ddim_from
 from tests.tables import real_table
-from validation.errors import DeviceUnavailableError
+from validation.errors import ConfigError, DeviceUnavailableError
 from validation.profile import profile_table
 
 
@@ -236,9 +236,12 @@ def planes() -> tuple[pd.DataFrame, DiffusionGenerator, list[ProgressEvent]]:
     return df[cols], gen, events
 
 
-def test_registry_builds_the_diffusion_family() -> None:
+def test_registry_builds_the_diffusion_family_and_validates_options() -> None:
     gen = make_generator("diffusion", {"sampling_steps": 10}, device="cpu")
     assert isinstance(gen, DiffusionGenerator) and gen.config.sampling_steps == 10
+    for bad in ({"sampling_steps": 200, "num_train_timesteps": 100}, {"time_dim": 15}, {"unknown": 1}):
+        with pytest.raises(ConfigError):
+            make_generator("diffusion", bad)
 
 
 def test_fit_reports_each_epoch_and_sample_reports_each_step(planes) -> None:
