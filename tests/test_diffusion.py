@@ -21,6 +21,16 @@ from validation.errors import ConfigError, DeviceUnavailableError
 from validation.profile import profile_table
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: one torch thread avoids thread hand-off costs, which on a shared
+    two-core machine made this module several times slower. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class _Span:
     kind: str
