@@ -49,8 +49,8 @@ class DiffusionConfig(TorchConfig):
     training on two CPU cores for tables of a few thousand rows."""
 
     epochs: int = Field(300, ge=1, description="passes over the training table (at least min_steps optimiser steps in total)")
-    min_steps: int = Field(2000, ge=0, description="optimiser steps at least: small tables get more epochs than `epochs`")
-    max_steps: int = Field(6000, ge=1, description="optimiser steps at most: large tables get fewer epochs than `epochs`")
+    min_steps: int = Field(1000, ge=0, description="optimiser steps at least: small tables get more epochs than `epochs`")
+    max_steps: int = Field(4000, ge=1, description="optimiser steps at most: large tables get fewer epochs than `epochs`")
     batch_size: int = Field(1024, ge=2, description="rows per training step")
     learning_rate: float = Field(2e-3, gt=0, description="peak AdamW learning rate (linear warm-up, then linear decay to 0)")
     weight_decay: float = Field(1e-5, ge=0, description="AdamW weight decay")

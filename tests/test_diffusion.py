@@ -346,3 +346,15 @@ def test_only_categorical_and_nearly_all_null_columns() -> None:
     out = _fit(sparse).sample(500, seed=0)
     assert out["speed"].dropna().between(sparse["speed"].min(), sparse["speed"].max()).all()
     assert out["speed"].isna().mean() > 0.5
+
+
+def test_training_length_and_learning_rate_schedule() -> None:
+    from generators.diffusion import _epochs, _lr_factor
+
+    assert _epochs(300, 4, 1000, 4000) == 300  # a 4,000-row table: epochs decide
+    assert _epochs(300, 3, 1000, 4000) == 334  # a small table: at least min_steps updates
+    assert _epochs(300, 21, 1000, 4000) == 190  # a large table: at most max_steps updates
+    assert _epochs(5, 10_000, 1000, 4000) == 1  # never zero epochs
+    factors = [_lr_factor(i, 10, 100) for i in range(100)]
+    assert factors[0] == 0.1 and factors[9] == 1.0 and factors[-1] < 0.02
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))  # decays monotonically
