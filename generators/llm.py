@@ -91,7 +91,9 @@ class LLMConfig(GeneratorConfig):
     discrete_max_values: int = Field(
         64, ge=0, description="numeric columns with at most this many distinct values are spelled as whole values")
     threads: int | None = Field(
-        None, ge=1, description="torch CPU threads during fit/sample; None keeps the process setting")
+        1, ge=1, description="torch CPU threads during fit/sample; None keeps the process setting. One is "
+        "the default: the small model's matrices gain little from more, and on a busy host threads that "
+        "spin-wait for each other made every step 3-10x slower (measured on 2 shared cores)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
     sample_batch_size: int = Field(512, ge=1, description="rows decoded together")
 
@@ -169,7 +171,7 @@ class LLMGenerator(Generator):
             return [self.special.null]
         codec = self.codecs[column]
         if _spelled_whole(codec):
-            return self._category_tokens[column][codec.texts.index(text)]
+            return self._category_tokens[column][codec.text_index()[text]]
         automaton = self._automata[column]
         assert isinstance(automaton, SpelledAutomaton)
         return automaton.tokens(text)
@@ -500,7 +502,12 @@ def _load_pretrained(path: str) -> tuple[Tokenizer, PreTrainedModel]:
 
         fast = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True, trust_remote_code=False)
         tokenizer = fast.backend_tokenizer
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    try:
+        # safetensors only: loading a model must never unpickle (a .bin checkpoint could run code)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
+                                                     use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load a causal LM with safetensors weights from {folder}: {exc}") from None
     # values are encoded alone (add_special_tokens=False): no padding or truncation may alter them
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -521,14 +528,14 @@ def value_valid(codec: ValueCodec, text: str | None) -> bool:
     if text is None:
         return codec.allow_null
     if codec.kind == "categorical":
-        return text in codec.texts
+        return text in codec.text_index()
     if codec.kind == "number":
         try:
             value = float(text)
         except ValueError:
             return False
         units = round(value * 10**codec.decimals)
-        if codec.discrete and text not in codec.texts:
+        if codec.discrete and text not in codec.text_index():
             return False
         return codec.low <= units <= codec.high and units_to_text(units, codec.decimals) == text
     layout = DATETIME_LAYOUTS[codec.resolution]

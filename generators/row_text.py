@@ -50,6 +50,7 @@ class ValueCodec:
     # categorical
     categories: list[Any] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    dtype_categories: list[Any] | None = None  # a pandas "category" column's own categories, in order
     # number
     discrete: bool = False  # few distinct values: spelled by the value tokenizer, limited to ``texts``
     decimals: int = 0
@@ -70,6 +71,8 @@ class ValueCodec:
     def to_json(self) -> dict:
         out = asdict(self)
         out["categories"] = [_jsonable(v) for v in self.categories]
+        if self.dtype_categories is not None:
+            out["dtype_categories"] = [_jsonable(v) for v in self.dtype_categories]
         return out
 
     @classmethod
@@ -116,14 +119,15 @@ class ValueCodec:
         if not self.low <= units <= self.high:
             return None
         text = units_to_text(units, self.decimals)
-        if self.discrete and text not in self._text_set():
+        if self.discrete and text not in self.text_index():
             return None
         return text
 
-    def _text_set(self) -> set[str]:
+    def text_index(self) -> dict[str, int]:
+        """Position of each whole-value text in ``texts``."""
         cached = getattr(self, "_texts_cache", None)
         if cached is None:
-            cached = set(self.texts)
+            cached = {t: i for i, t in enumerate(self.texts)}
             self._texts_cache = cached
         return cached
 
@@ -136,7 +140,7 @@ class ValueCodec:
         if text is None:
             return None
         if self.kind == "categorical":
-            return self.categories[self.texts.index(text)]
+            return self.categories[self.text_index()[text]]
         if self.kind == "number":
             value = float(text)  # canonical text: exact for integers, nearest float otherwise
             # Clip against the float bounds: the bounds in units are exact, but the schema's
@@ -171,8 +175,9 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
         categories = column.category_values
         if not categories:  # a schema without categories: use the training values
             categories = [v.item() if hasattr(v, "item") else v for v in pd.unique(values.dropna())]
+        own = [_jsonable(v) for v in values.cat.categories] if isinstance(values.dtype, pd.CategoricalDtype) else None
         return ValueCodec(name=column.name, kind="categorical", dtype=dtype, allow_null=allow_null,
-                          categories=list(categories), texts=unique_texts(categories))
+                          categories=list(categories), texts=unique_texts(categories), dtype_categories=own)
     if column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
         integer = column.kind == ColumnKind.INTEGER
         decimals = 0 if integer else min(column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT, 10)
@@ -304,7 +309,8 @@ def restore_dtype(values: list[Any], codec: ValueCodec, index: pd.Index | None =
         return pd.Series([None if pd.isna(t) else t.strftime(fmt) for t in stamps], index=index, dtype=object,
                          name=codec.name)
     if dtype == "category":
-        return pd.Series(pd.Categorical(values, categories=codec.categories), index=index, name=codec.name)
+        categories = codec.dtype_categories if codec.dtype_categories is not None else codec.categories
+        return pd.Series(pd.Categorical(values, categories=categories), index=index, name=codec.name)
     if dtype == "object":
         return s.where(s.notna(), None)
     if dtype.startswith(("int", "uint")) and s.isna().any():

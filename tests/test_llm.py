@@ -25,7 +25,7 @@ from validation.errors import ConfigError, DeviceUnavailableError, InputError
 from validation.profile import profile_table
 from validation.schema import ColumnKind, TableSchema
 
-TINY = dict(n_layer=1, n_head=2, n_embd=32, epochs=1, batch_size=32, threads=1, sample_batch_size=128)
+TINY = dict(n_layer=1, n_head=2, n_embd=32, epochs=1, batch_size=32, sample_batch_size=128)
 
 
 # ------------------------------------------------------------------------------- fixtures
@@ -301,7 +301,9 @@ def test_untrained_model_at_high_temperature_stays_valid(mixed):
 def test_fit_reports_progress_per_epoch(mixed):
     df, schema = mixed
     events = []
+    before = torch.get_num_threads()
     LLMGenerator(LLMConfig(**TINY | {"epochs": 2})).fit(df.head(60), schema, progress=events.append)
+    assert torch.get_num_threads() == before  # the threads setting is the caller's again
     assert [e.step for e in events] == [1, 2] and all(e.stage == "fit" and e.total == 2 for e in events)
     assert all(np.isfinite(e.metrics["loss"]) for e in events)
 
@@ -393,6 +395,10 @@ def test_pretrained_local_folder_is_fine_tuned(tmp_path, mixed):
     assert_valid(gen.sample(60, seed=0), df, schema)
     with pytest.raises(ConfigError):
         LLMGenerator(LLMConfig(**TINY | {"pretrained_path": "distilgpt2"})).fit(df, schema)
+    # a pickled checkpoint is refused rather than unpickled
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ConfigError):
+        LLMGenerator(LLMConfig(**TINY | {"pretrained_path": str(folder)})).fit(df, schema)
 
 
 def test_cuda_request_without_gpu_fails_clearly(mixed):
@@ -409,3 +415,21 @@ def test_unknown_options_are_rejected():
     with pytest.raises(ConfigError):
         make_generator("llm", {"n_layers": 3})
     assert isinstance(make_generator("llm", {"epochs": 2}), LLMGenerator)
+
+
+def test_pandas_dtypes_are_restored():
+    """category (with its own category order), nullable Int64, string, object bool, naive datetime."""
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame({
+        "cat": pd.Categorical(rng.choice(["a", "b", "c"], n, p=[.2, .3, .5]), categories=["a", "b", "c"]),
+        "flag": pd.array([None if i % 5 == 0 else bool(i % 2) for i in range(n)], dtype=object),
+        "s": pd.array(rng.choice(["x", "y"], n), dtype="string"),
+        "naive": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 10000, n), unit="s"),
+        "i": pd.array([None if i % 7 == 0 else i for i in range(n)], dtype="Int64"),
+    })
+    schema = profile_table(df, "dtypes")
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, schema)
+    for out in (gen.sample(0), gen.sample(30, seed=1)):
+        assert out.dtypes.to_dict() == df.dtypes.to_dict()
+    assert_valid(out, df, schema)
