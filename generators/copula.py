@@ -76,12 +76,13 @@ class CopulaGenerator(Generator):
                     # SDV's UniformEncoder: a uniform draw inside the category's interval
                     encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
             else:
-                numeric = _to_numeric(s, col.kind)
+                numeric = _to_numeric(s, col.kind, col.datetime_format)
                 null = np.isnan(numeric)
                 entry["null_rate"] = float(null.mean())
                 finite = numeric[~null]
                 entry["min"], entry["max"] = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
                 entry["decimals"] = col.decimals
+                entry["datetime_format"] = col.datetime_format
                 if len(finite) and finite.min() != finite.max():
                     encoded[col.name] = np.where(null, finite.mean(), numeric)
                     entry["modeled"] = True
@@ -170,9 +171,9 @@ class CopulaGenerator(Generator):
         return gen
 
 
-def _to_numeric(s: pd.Series, kind: ColumnKind) -> np.ndarray:
+def _to_numeric(s: pd.Series, kind: ColumnKind, fmt: str | None = None) -> np.ndarray:
     if kind == ColumnKind.DATETIME:
-        ts = pd.to_datetime(s, utc=True, errors="coerce") if s.dtype == object else s
+        ts = pd.to_datetime(s, utc=True, errors="coerce", format=fmt) if s.dtype == object else s
         if isinstance(ts.dtype, pd.DatetimeTZDtype):
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         values = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
@@ -191,7 +192,12 @@ def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str
             ts = pd.Series(ts)
             if "UTC" in dtype or "tz" in dtype or "," in dtype:
                 ts = ts.dt.tz_localize("UTC")
-            frame[name] = ts.astype(dtype) if dtype != "object" else ts
+            if dtype != "object":
+                frame[name] = ts.astype(dtype)
+            elif entry.get("datetime_format"):  # dates stored as text keep their text format
+                frame[name] = ts.dt.strftime(entry["datetime_format"]).astype(object).where(ts.notna(), None)
+            else:
+                frame[name] = ts
         elif dtype == "object" or dtype.startswith("string") or dtype == "category":
             frame[name] = col.astype(object)
         elif dtype == "bool":

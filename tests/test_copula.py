@@ -46,3 +46,26 @@ def test_unknown_family_lists_the_valid_ones():
         make_generator("bayesnet")
     with pytest.raises(ConfigError, match="invalid options"):
         make_generator("copula", {"distribution": 3, "nope": 1})
+
+
+def test_dates_as_text_and_as_dates_keep_their_form():
+    import datetime as dt
+
+    import numpy as np
+
+    from validation.profile import profile_table
+
+    n = 300
+    days = pd.date_range("2021-03-01", periods=n, freq="D")
+    df = pd.DataFrame(
+        {
+            "as_text": days.strftime("%d/%m/%Y"),
+            "as_date": [d.date() for d in days],
+            "v": np.arange(n, dtype=float),
+        }
+    )
+    schema = profile_table(df, "dates")
+    out = CopulaGenerator().fit(df, schema).sample(200, seed=0)
+    parsed = pd.to_datetime(out["as_text"], format="%d/%m/%Y")
+    assert parsed.between(days.min(), days.max()).all()
+    assert all(isinstance(v, (dt.date, pd.Timestamp)) for v in out["as_date"])

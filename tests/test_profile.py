@@ -97,3 +97,10 @@ def test_override_of_an_unknown_column_is_a_clear_error(tmp_path):
     wrong_kind.write_text("columns:\n- name: year\n  kind: colour\n")
     with pytest.raises(InputError, match="year"):
         schema.apply_overrides(wrong_kind)
+
+
+def test_iso_dates_are_datetimes_not_phone_numbers():
+    days = pd.date_range("2020-01-01", periods=120, freq="D").strftime("%Y-%m-%d")
+    schema = profile_table(pd.DataFrame({"visit": days, "v": range(120)}), "visits")
+    col = schema.column("visit")
+    assert col.kind == ColumnKind.DATETIME and col.datetime_format == "%Y-%m-%d" and col.pii_type is None

@@ -111,13 +111,17 @@ def _detect_kind(
         return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": _decimals(non_null)}
     values = non_null.astype(str)
     sample = values.sample(min(len(values), _SAMPLE), random_state=0) if len(values) > _SAMPLE else values
-    pii = _detect_pii(name, sample)
+    pii = _pii_by_name(name)
     if pii is not None:
         return ColumnKind.PII, {"pii_type": pii}
+    # Dates before content-based PII: "2020-01-05" also looks like a phone number.
     fmt = _datetime_format(sample)
     if fmt is not None:
         ts = pd.to_datetime(values, format=fmt, utc=fmt.endswith("Z") or "%z" in fmt)
         return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat(), "datetime_format": fmt}
+    pii = _pii_by_content(sample)
+    if pii is not None:
+        return ColumnKind.PII, {"pii_type": pii}
     no_spaces = not sample.str.contains(r"\s").any()
     if unique_ratio == 1.0 and len(non_null) >= 20 and no_spaces and (
         _KEY_NAME.search(name) or sample.str.len().max() <= 40
@@ -163,10 +167,14 @@ def _category_counts(values: pd.Series) -> list[CategoryCount]:
     return out
 
 
-def _detect_pii(name: str, sample: pd.Series) -> PIIType | None:
+def _pii_by_name(name: str) -> PIIType | None:
     for pattern, kind in _PII_NAMES:
         if pattern.search(name):
             return kind
+    return None
+
+
+def _pii_by_content(sample: pd.Series) -> PIIType | None:
     for kind, pattern in _PII_PATTERNS.items():
         if kind == PIIType.PHONE and sample.str.fullmatch(r"\d+").mean() > 0.5:
             continue  # plain integers stored as text are not phone numbers
