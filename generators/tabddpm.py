@@ -36,7 +36,8 @@ class SpanLike(Protocol):
 
 @dataclass(frozen=True)
 class DiffusionShape:
-    """Hyper-parameters that fix the network and schedule shapes (saved with the model)."""
+    """Hyper-parameters of the network, the noise schedule and the categorical loss weighting
+    (built from :class:`generators.diffusion.DiffusionConfig`, which is what gets saved)."""
 
     hidden_dim: int = 256
     n_blocks: int = 2
