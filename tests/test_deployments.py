@@ -18,6 +18,7 @@ import yaml
 
 from flows import auto
 from flows.placement import effective_device, enter_checkout, generator_code_version, training_key
+from tests.leaky import install_copying_generator
 from tests.tables import nycflights_dir, real_table
 from validation.errors import ConfigError, GateFailedError
 
@@ -298,33 +299,7 @@ def _find_key(tree, key):
 def _install_copying_vae(monkeypatch):
     """A 'vae' candidate that replays training rows: the gate must reject it, so auto must not
     publish it whatever its fidelity."""
-    from generators import copula, registry
-
-    class CopyingVAE(copula.CopulaGenerator):
-        family = "vae"
-
-        def fit(self, table, schema, progress=None):
-            super().fit(table, schema)
-            self._rows = table.reset_index(drop=True)
-            return self
-
-        def sample(self, n, seed=0, progress=None):
-            return self._rows.sample(n, replace=True, random_state=seed).reset_index(drop=True)
-
-        def save(self, directory):
-            super().save(directory)
-            self._rows.to_parquet(Path(directory) / "rows.parquet")
-
-        @classmethod
-        def load(cls, directory):
-            gen = super().load(directory)
-            gen._rows = pd.read_parquet(Path(directory) / "rows.parquet")
-            return gen
-
-    module = type(sys)("copying_vae_module")
-    module.CopyingVAE = CopyingVAE
-    monkeypatch.setitem(sys.modules, "copying_vae_module", module)
-    monkeypatch.setitem(registry.FAMILIES, "vae", "copying_vae_module:CopyingVAE")
+    install_copying_generator(monkeypatch, "vae")
 
 
 @pytest.fixture(scope="module")

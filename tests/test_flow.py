@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.leaky import install_copying_generator
 from tests.tables import nycflights_dir
 from validation.errors import GateFailedError
 
@@ -49,41 +50,6 @@ def test_flow_publishes_a_release_with_the_source_schema(prefect_server, planes_
     assert second.release_path != result.release_path and release.exists()
 
 
-class _CopyingGenerator:
-    """A leaky 'generator' that replays training rows: the gate must quarantine it."""
-
-    family = "leaky"
-
-    @classmethod
-    def install(cls, monkeypatch):
-        from generators import copula, registry
-
-        class Leaky(copula.CopulaGenerator):
-            def fit(self, table, schema, progress=None):
-                super().fit(table, schema)
-                self._rows = table.reset_index(drop=True)
-                return self
-
-            def sample(self, n, seed=0, progress=None):
-                return self._rows.sample(n, replace=True, random_state=seed).reset_index(drop=True)
-
-            def save(self, directory):
-                super().save(directory)
-                self._rows.to_parquet(Path(directory) / "rows.parquet")
-
-            @classmethod
-            def load(cls, directory):
-                gen = super().load(directory)
-                gen._rows = pd.read_parquet(Path(directory) / "rows.parquet")
-                return gen
-
-        Leaky.family = "copula"
-        module = type(sys)("leaky_module")
-        module.Leaky = Leaky
-        monkeypatch.setitem(sys.modules, "leaky_module", module)
-        monkeypatch.setitem(registry.FAMILIES, "copula", "leaky_module:Leaky")
-
-
 @pytest.fixture(scope="module")
 def weather_csv(tmp_path_factory) -> Path:
     from tests.tables import real_table
@@ -100,7 +66,7 @@ def test_gate_failure_quarantines_and_keeps_latest(prefect_server, weather_csv, 
     from flows.synthesize import SynthesizeParams, synthesize
 
     good = synthesize(SynthesizeParams(source=str(weather_csv), out=str(tmp_path), rows=1000))
-    _CopyingGenerator.install(monkeypatch)
+    install_copying_generator(monkeypatch, "copula")
     with pytest.raises(GateFailedError, match="identical_match_share"):
         synthesize(SynthesizeParams(source=str(weather_csv), out=str(tmp_path), rows=1000))
     dataset = tmp_path / "weather"
