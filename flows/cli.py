@@ -194,12 +194,13 @@ def profile(
 ) -> None:
     """Print the detected profile of SOURCE (no values of key or PII columns are shown)."""
     from tasks.sources import SourceSpec, default_name, read_source
+    from tasks.storage import arrow_to_frame
     from validation.profile import profile_table
     from validation.schema import ColumnKind
 
     spec = SourceSpec(source, query, encoding)
     arrow = read_source(spec)
-    schema = profile_table(arrow.to_pandas(), default_name(spec), arrow.schema)
+    schema = profile_table(arrow_to_frame(arrow), default_name(spec), arrow.schema)
     if schema_file:
         schema = schema.apply_overrides(schema_file)
     table = Table(title=f"{schema.name}: {schema.n_rows} rows", show_lines=False)

@@ -24,7 +24,8 @@ DEFAULT_REPORT_DIR = Path("synthpipe-check-report")
 
 
 def _read(path: str | Path, role: str) -> pa.Table:
-    from tasks.sources import read_table_file
+    from tasks.storage import arrow_to_frame
+from tasks.sources import read_table_file
 
     p = Path(path)
     if not p.exists():
@@ -81,10 +82,10 @@ def run_check(
             raise InputError(
                 f"the real table and holdout have {real_t.num_rows} rows together; the gate needs at least {MIN_ROWS}"
             )
-        real_df = real_t.to_pandas()
+        real_df = arrow_to_frame(real_t)
         train = real_df.iloc[: train_t.num_rows].reset_index(drop=True)
         holdout = real_df.iloc[train_t.num_rows:].reset_index(drop=True)
-        synthetic = synthetic_t.to_pandas()
+        synthetic = arrow_to_frame(synthetic_t)
         name = Path(str(real_path)).name.split(".")[0] or "table"
         schema = profile_table(real_df, name, real_t.schema)
         result = run_gate(train, holdout, synthetic, schema, gate_config or GateConfig())

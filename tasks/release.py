@@ -52,7 +52,9 @@ def to_release_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
         col = frame[field.name]
         try:
             arr = pa.array(col, from_pandas=True)
-            arrays.append(arr.cast(field.type, safe=not pa.types.is_temporal(field.type)))
+            # temporal: drop sub-unit digits; decimal: floats were rounded to its scale already
+            lossy_ok = pa.types.is_temporal(field.type) or pa.types.is_decimal(field.type)
+            arrays.append(arr.cast(field.type, safe=not lossy_ok))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise ValueError(f"synthetic column {field.name!r} cannot be cast to {field.type}: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=target)

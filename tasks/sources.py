@@ -5,6 +5,7 @@ is opened read-only and never modified; its values never go to logs or artifacts
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import importlib.util
 import io
@@ -102,7 +103,8 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
         raise InputError(f"source {path} is empty")
     head = data[:65536]
     try:
-        text = head.decode(encoding)
+        # incremental: a multibyte character cut at the 64 KiB boundary is not an error
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(data) <= len(head))
     except UnicodeDecodeError as exc:
         raise InputError(
             f"source {path} is not valid {encoding} (byte {exc.start}); pass --encoding with the file's encoding, e.g. latin-1"
@@ -128,7 +130,7 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        msg = str(exc).splitlines()[0]
+        msg = _without_values(str(exc))
         if "UTF8" in msg or "utf-8" in msg.lower() or isinstance(exc, UnicodeDecodeError):
             raise InputError(
                 f"source {path} is not valid {encoding}; pass --encoding with the file's encoding, e.g. latin-1"
@@ -139,6 +141,12 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
     if table.num_rows == 0:
         raise InputError(f"source {path} has a header but no rows")
     return table
+
+
+def _without_values(message: str) -> str:
+    """Arrow's CSV errors quote the offending row; keep only the reason, never the data."""
+    first = message.splitlines()[0] if message else ""
+    return ": ".join(first.split(": ")[:2])
 
 
 def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
@@ -187,16 +195,18 @@ def read_parquet(path: Path) -> pa.Table:
     """One Parquet file, or a folder of Parquet files read as one dataset."""
     try:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq"))
-            if not files:
-                raise InputError(f"source folder {path} holds no .parquet files")
-            table = pads.dataset([str(f) for f in files], format="parquet").to_table()
+            # Dataset discovery keeps hive partition columns (year=2020/) and skips _temporary/
+            # and dot-files that writers such as Spark leave behind.
+            dataset = pads.dataset(str(path), format="parquet", partitioning="hive")
+            if not dataset.files:
+                raise InputError(f"source folder {path} holds no Parquet files")
+            table = dataset.to_table()
         else:
             table = pq.read_table(path)
     except InputError:
         raise
-    except (pa.ArrowInvalid, OSError) as exc:
-        msg = str(exc).splitlines()[0]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        msg = _without_values(str(exc))
         raise InputError(f"source {path} is not a readable Parquet file ({msg})") from None
     if table.num_rows == 0:
         raise InputError(f"source {path} has no rows")
@@ -245,4 +255,9 @@ def read_sql(url: str, query: str) -> pa.Table:
         raise InputError(f"no database driver for {display}: install {exc.name}") from None
     if frame.empty:
         raise InputError(f"query on {display} returned no rows")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    from validation.profile import coerce_mixed_columns
+
+    try:
+        return pa.Table.from_pandas(coerce_mixed_columns(frame), preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"query on {display} returned columns Arrow cannot hold: {_without_values(str(exc))}") from None

@@ -59,5 +59,14 @@ def read_arrow(ref: TableRef | str) -> pa.Table:
     return pq.read_table(path, filesystem=fs)
 
 
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """pandas view of an Arrow table; decimal columns become float64 so every model sees numbers
+    (the release casts them back to the source's decimal type)."""
+    decimal = [i for i, f in enumerate(table.schema) if pa.types.is_decimal(f.type)]
+    for i in decimal:
+        table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.float64()))
+    return table.to_pandas()
+
+
 def read_frame(ref: TableRef | str) -> pd.DataFrame:
-    return read_arrow(ref).to_pandas()
+    return arrow_to_frame(read_arrow(ref))

@@ -104,3 +104,33 @@ def test_iso_dates_are_datetimes_not_phone_numbers():
     schema = profile_table(pd.DataFrame({"visit": days, "v": range(120)}), "visits")
     col = schema.column("visit")
     assert col.kind == ColumnKind.DATETIME and col.datetime_format == "%Y-%m-%d" and col.pii_type is None
+
+
+def test_numeric_pii_by_name_decimals_and_unsupported_types():
+    import decimal
+
+    import pyarrow as pa
+
+    n = 120
+    table = pa.table(
+        {
+            "phone": pa.array([2125550000 + i for i in range(n)], pa.int64()),
+            "amount": pa.array([decimal.Decimal(f"{i}.25") for i in range(n)], pa.decimal128(10, 2)),
+            "at": pa.array([i * 60 for i in range(n)], pa.time32("s")),
+            "hotel": pa.array(["Ritz", "Savoy"] * (n // 2)),
+        }
+    )
+    schema = profile_table(table.to_pandas(), "t", table.schema)
+    assert schema.column("phone").kind == ColumnKind.PII and not schema.column("phone").modeled
+    amount = schema.column("amount")
+    assert amount.kind == ColumnKind.FLOAT and amount.decimals == 2 and amount.max == 119.25
+    assert schema.column("at").protection == Protection.DROP
+    assert schema.column("hotel").kind == ColumnKind.CATEGORICAL, "'hotel' is not a telephone"
+
+
+def test_overriding_the_kind_brings_that_kinds_protection(tmp_path):
+    _, schema = real_table("planes")
+    path = tmp_path / "o.yaml"
+    path.write_text("columns:\n- name: manufacturer\n  kind: pii\n  pii_type: person_name\n")
+    col = schema.apply_overrides(path).column("manufacturer")
+    assert col.protection == Protection.FAKE and col.fill == Protection.FAKE and not col.modeled

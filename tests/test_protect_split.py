@@ -74,3 +74,29 @@ def test_split_is_seeded_disjoint_and_sized():
 def test_split_refuses_tiny_tables():
     with pytest.raises(InputError, match="at least"):
         split_train_holdout(pd.DataFrame({"a": range(10)}))
+
+
+def test_numeric_keys_and_pii_fit_their_arrow_types():
+    import pyarrow as pa
+
+    n = 200
+    big = [9_000_000_000_000_000_000 + i for i in range(n)]
+    table = pa.table(
+        {
+            "account_id": pa.array(big, pa.int64()),
+            "user_id": pa.array([float(i) if i % 5 else None for i in range(1000, 1000 + n)], pa.float64()),
+            "phone": pa.array([2125550000 + i for i in range(n)], pa.int64()),
+            "v": pa.array(np.arange(n, dtype=float)),
+        }
+    )
+    df = table.to_pandas()
+    schema = profile_table(df, "accounts", table.schema)
+    out = fill_protected(training_view(df, schema), schema, seed=0, avoid=real_values(df, schema))
+    from tasks.release import to_release_arrow
+
+    released = to_release_arrow(out, schema)
+    assert released.schema == schema.arrow_schema()
+    assert not set(out["account_id"]) & set(big)
+    assert out["phone"].dropna().astype(int).astype(str).str.len().eq(10).all()
+    assert not set(out["phone"].dropna().astype(int)) & set(df["phone"])
+    assert not set(out["user_id"].dropna()) & set(df["user_id"].dropna())

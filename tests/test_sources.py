@@ -99,3 +99,42 @@ def test_latin1_reads_when_the_encoding_is_given(tmp_path):
     path.write_bytes("name,city\n".encode() + "Zoë,Köln\n".encode("latin-1") * 60)
     table = _read(path, encoding="latin-1")
     assert table.column("city")[0].as_py() == "Köln"
+
+
+def test_csv_errors_never_quote_the_data(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("name,ssn\n" + "Ann Lee,123-45-6789\n" * 60 + "Jane Doe,987-65-4321,extra\n")
+    with pytest.raises(InputError) as info:
+        _read(path)
+    assert "Jane" not in str(info.value) and "987-65" not in str(info.value)
+
+
+def test_multibyte_character_at_the_sniffing_boundary_is_fine(tmp_path):
+    row = "мир,1\n"  # Cyrillic: two bytes per letter
+    body = "word,n\n" + row * 20000
+    raw = body.encode("utf-8")
+    assert len(raw) > 65536
+    path = tmp_path / "cyrillic.csv"
+    path.write_bytes(raw)
+    assert _read(path).num_rows == 20000
+
+
+def test_hive_partitioned_folder_keeps_partition_columns(tmp_path):
+    df, _ = real_table("planes")
+    for engines, part in df.groupby("engines"):
+        folder = tmp_path / "ds" / f"engines={engines}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(part.drop(columns="engines"), preserve_index=False), folder / "part.parquet")
+    (tmp_path / "ds" / "_temporary").mkdir()
+    (tmp_path / "ds" / "_temporary" / "junk.parquet").write_bytes(b"not parquet")
+    table = _read(tmp_path / "ds")
+    assert table.num_rows == len(df) and "engines" in table.column_names
+
+
+def test_sql_with_mixed_types_reads_as_text(tmp_path):
+    db = tmp_path / "mixed.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (v, n INTEGER)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(1 if i % 2 else "a", i) for i in range(80)])
+    table = _read(f"sqlite:///{db}", query="SELECT * FROM t")
+    assert table.num_rows == 80 and pa.types.is_string(table.schema.field("v").type)

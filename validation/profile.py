@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
+from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
 """Fewer real rows than this cannot be split, modelled and checked meaningfully."""
@@ -28,7 +28,7 @@ _PII_PATTERNS: dict[PIIType, re.Pattern] = {
 }
 _PII_NAMES: list[tuple[re.Pattern, PIIType]] = [
     (re.compile(r"e[-_]?mail"), PIIType.EMAIL),
-    (re.compile(r"phone|mobile|tel(ephone)?$|fax"), PIIType.PHONE),
+    (re.compile(r"phone|mobile|(^|_)tel(ephone)?($|_)|(^|_)fax($|_)"), PIIType.PHONE),
     (re.compile(r"ssn|social_?security|national_?id|passport|tax_?id|nino"), PIIType.NATIONAL_ID),
     (re.compile(r"^(first|last|full|middle|given|family|sur)_?name$|^name$|^(customer|patient|person|employee|user)_?name$"), PIIType.PERSON_NAME),
     (re.compile(r"address|street|zip_?code|postcode"), PIIType.ADDRESS),
@@ -44,7 +44,7 @@ def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = 
     if arrow_schema is None:
         df = coerce_mixed_columns(df)
         arrow_schema = pa.Schema.from_pandas(df, preserve_index=False)
-    columns = [_profile_column(df[col], arrow_schema.field(col).type) for col in df.columns]
+    columns = [_profile_column(_numeric_view(df[col], arrow_schema.field(col).type), arrow_schema.field(col).type) for col in df.columns]
     return TableSchema(
         name=name,
         n_rows=len(df),
@@ -70,6 +70,17 @@ def coerce_mixed_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _numeric_view(s: pd.Series, arrow_type: pa.DataType) -> pd.Series:
+    """Decimal columns (Python Decimal objects in pandas) are profiled as floats."""
+    if pa.types.is_decimal(arrow_type) and s.dtype == object:
+        return pd.to_numeric(s, errors="coerce").astype(float)
+    return s
+
+
+_UNSUPPORTED = (pa.types.is_time, pa.types.is_duration, pa.types.is_binary, pa.types.is_large_binary,
+                pa.types.is_fixed_size_binary, pa.types.is_nested, pa.types.is_interval)
+
+
 def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
     n = len(s)
     non_null = s.dropna()
@@ -82,13 +93,12 @@ def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
         null_rate=round(null_rate, 6),
         n_unique=n_unique,
     )
+    if any(test(arrow_type) for test in _UNSUPPORTED):
+        # No family models times of day, durations, bytes or nested values: leave them out of
+        # the release rather than guess (a schema file can still say otherwise).
+        return ColumnSchema(kind=ColumnKind.TEXT, protection=Protection.DROP, **base)
     kind, extra = _detect_kind(s, non_null, arrow_type, n_unique)
-    col = ColumnSchema(kind=kind, **base, **extra)
-    if kind in (ColumnKind.KEY,):
-        col.protection = Protection.REGENERATE
-    elif kind in (ColumnKind.PII, ColumnKind.TEXT):
-        col.protection = Protection.FAKE
-    return col
+    return ColumnSchema(kind=kind, protection=default_protection(kind), **base, **extra)
 
 
 def _detect_kind(
@@ -103,6 +113,11 @@ def _detect_kind(
         ts = pd.to_datetime(non_null)
         return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat()}
     unique_ratio = n_unique / len(non_null)
+    pii = _pii_by_name(name)
+    if pii is not None:  # by name first: a phone or national-id column may hold plain numbers
+        return ColumnKind.PII, {"pii_type": pii} | (_numeric_range(non_null) if pd.api.types.is_numeric_dtype(non_null) else {})
+    if pa.types.is_decimal(arrow_type):
+        return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": arrow_type.scale}
     if pd.api.types.is_numeric_dtype(non_null):
         if _STRICT_KEY_NAME.search(name) and unique_ratio == 1.0 and len(non_null) >= 20:
             return ColumnKind.KEY, _numeric_range(non_null)
@@ -111,9 +126,6 @@ def _detect_kind(
         return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": _decimals(non_null)}
     values = non_null.astype(str)
     sample = values.sample(min(len(values), _SAMPLE), random_state=0) if len(values) > _SAMPLE else values
-    pii = _pii_by_name(name)
-    if pii is not None:
-        return ColumnKind.PII, {"pii_type": pii}
     # Dates before content-based PII: "2020-01-05" also looks like a phone number.
     fmt = _datetime_format(sample)
     if fmt is not None:

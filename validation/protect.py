@@ -11,6 +11,7 @@ import string
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from validation.schema import ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
 
@@ -29,7 +30,7 @@ def real_values(table: pd.DataFrame, schema: TableSchema) -> dict[str, set]:
     """Normalized values of key, PII and text columns that must never appear in a synthetic table."""
     out = {}
     for col in schema.columns:
-        if col.protection in (Protection.REGENERATE, Protection.FAKE) and col.name in table:
+        if col.fill is not None and col.name in table:
             values = table[col.name].dropna()
             if pd.api.types.is_float_dtype(values) and bool((values == values.round()).all()):
                 values = values.astype("int64")  # ids read as float because of nulls
@@ -44,37 +45,61 @@ def fill_protected(
     avoid = avoid or {}
     n = len(sampled)
     rng = np.random.default_rng(seed)
+    arrow_types = {f.name: f.type for f in schema.arrow_schema()}
     out = {}
     for i, col in enumerate(schema.released_columns):
         if col.name in sampled.columns and col.modeled:
-            out[col.name] = sampled[col.name].to_numpy()
+            out[col.name] = sampled[col.name].array  # keeps tz-aware and category dtypes
             continue
         col_rng = np.random.default_rng([seed, i])
-        if col.is_all_null:
+        arrow_type = arrow_types.get(col.name, pa.string())
+        if col.is_all_null or col.fill is None:
+            # all-null, or a modeled column the generator did not return: nulls, never a guess
             values = np.full(n, None, dtype=object)
-        elif col.kind == ColumnKind.KEY or col.protection == Protection.REGENERATE:
+        elif _is_number(arrow_type):
+            values = fresh_numbers(col, n, col_rng, avoid.get(col.name, set()), arrow_type)
+        elif col.fill == Protection.REGENERATE:
             values = regenerate_keys(col, n, col_rng, avoid.get(col.name, set()))
-        elif col.protection == Protection.FAKE or col.kind in (ColumnKind.PII, ColumnKind.TEXT):
+        else:
             values = fake_values(col, n, int(col_rng.integers(2**31)), avoid.get(col.name, set()))
-        else:  # a modeled column the generator did not return: reproduce nulls rather than guess
-            values = np.full(n, None, dtype=object)
-        if 0 < col.null_rate < 1 and not col.is_all_null:
+        if 0 < col.null_rate < 1 and not col.is_all_null and col.fill is not None:
             values = np.asarray(values, dtype=object)
             values[rng.random(n) < col.null_rate] = None
         out[col.name] = values
     return pd.DataFrame(out, index=range(n))
 
 
+def _is_number(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
+
+
+def fresh_numbers(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: set, arrow_type: pa.DataType) -> np.ndarray:
+    """``n`` unique whole numbers with as many digits as the real ones, none equal to a real
+    value, within what the column's Arrow type can hold (numeric keys and numeric PII)."""
+    if pa.types.is_integer(arrow_type):
+        ceiling = int(np.iinfo(arrow_type.to_pandas_dtype()).max)
+    elif pa.types.is_decimal(arrow_type):
+        ceiling = 10 ** (arrow_type.precision - arrow_type.scale) - 1
+    else:
+        ceiling = 2**53  # floats hold every whole number up to here exactly
+    digits = len(str(int(abs(float(col.max))))) if isinstance(col.max, (int, float)) else 6
+    digits = max(1, min(digits, len(str(ceiling))))
+    need = 4 * (n + len(avoid))
+    while 9 * 10 ** (digits - 1) < need and 10**digits <= ceiling:
+        digits += 1  # too few numbers of that width for fresh unique values: widen
+    low, high = 10 ** (digits - 1) if digits > 1 else 0, min(10**digits, ceiling)
+    if high - low < n:
+        raise ValueError(f"column {col.name!r}: its type cannot hold {n} fresh unique values")
+    chosen: dict[int, None] = {}
+    while len(chosen) < n:
+        for v in rng.integers(low, high, size=2 * (n - len(chosen)) + 10, dtype=np.int64).tolist():
+            if normalized(v) not in avoid:
+                chosen[v] = None
+    return np.asarray(list(chosen)[:n], dtype=np.int64)
+
+
 def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: set) -> np.ndarray:
-    """``n`` unique ids shaped like the real ones, none equal to a real id."""
-    if col.kind == ColumnKind.KEY and col.arrow_type.startswith(("int", "uint")):
-        digits = max(len(str(int(col.max or 0))), len(str(n * 10)))
-        low, high = 10 ** (digits - 1), 10**digits
-        chosen: set[int] = set()
-        while len(chosen) < n:
-            draw = rng.integers(low, high, size=2 * (n - len(chosen)) + 10)
-            chosen.update(int(v) for v in draw if normalized(int(v)) not in avoid)
-        return np.asarray(list(chosen)[:n], dtype=np.int64)
+    """``n`` unique text ids shaped like the real ones, none equal to a real id."""
     tokens = parse_key_pattern(col.key_pattern or "AAAA9999")
     pools = {"A": np.array(list(string.ascii_uppercase)), "a": np.array(list(string.ascii_lowercase)), "9": np.array(list(string.digits))}
     capacity = float(np.prod([len(pools[t]) for t in tokens if t in pools] or [1]))

@@ -47,6 +47,18 @@ class Protection(str, Enum):
     DROP = "drop"  # removed from the release
 
 
+_KINDS = {k.value for k in ColumnKind}
+
+
+def default_protection(kind: ColumnKind) -> Protection:
+    """The protection a column of ``kind`` gets unless the schema file says otherwise."""
+    if kind == ColumnKind.KEY:
+        return Protection.REGENERATE
+    if kind in (ColumnKind.PII, ColumnKind.TEXT):
+        return Protection.FAKE
+    return Protection.MODEL
+
+
 class CategoryCount(BaseModel):
     value: str | int | float | bool
     count: int
@@ -88,6 +100,18 @@ class ColumnSchema(BaseModel):
             and self.kind not in (ColumnKind.KEY, ColumnKind.PII, ColumnKind.TEXT)
             and not self.is_all_null
         )
+
+    @property
+    def fill(self) -> Protection | None:
+        """How the synthetic table gets this column when no generator learns it: the one rule
+        used for refilling and for the set of real values that must never reappear."""
+        if self.protection in (Protection.REGENERATE, Protection.FAKE):
+            return self.protection
+        if self.protection == Protection.MODEL and self.kind == ColumnKind.KEY:
+            return Protection.REGENERATE
+        if self.protection == Protection.MODEL and self.kind in (ColumnKind.PII, ColumnKind.TEXT):
+            return Protection.FAKE
+        return None
 
     @property
     def category_values(self) -> list[Any]:
@@ -157,6 +181,8 @@ class TableSchema(BaseModel):
                     f"schema file {path} names column {name!r}, which the source does not have"
                 )
             merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
+            if "kind" in entry and "protection" not in entry:
+                merged["protection"] = default_protection(ColumnKind(entry["kind"])) if entry["kind"] in _KINDS else merged["protection"]
             try:
                 updated[name] = ColumnSchema.model_validate(merged)
             except Exception as exc:  # pydantic's message names the bad field
