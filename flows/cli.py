@@ -100,19 +100,23 @@ def demo(
 def _run(source, generator, rows, out_dir, seed, name, query, schema_file, device, epochs, encoding, holdout) -> None:
     from pydantic import ValidationError
 
-    from generators.registry import generator_class
     from tasks.release import ensure_writable
     from validation.errors import ConfigError, InputError
 
+    options = {"epochs": epochs} if epochs is not None else {}
     if generator != "auto":
-        generator_class(generator)  # fail fast on an unknown family, before any server starts
+        # fail fast, before any server starts: an unknown family or an option it does not take
+        from generators.registry import FAMILIES, make_generator
+
+        if generator not in FAMILIES:
+            raise ConfigError(f"unknown generator {generator!r}; choose one of: {', '.join(FAMILIES)}, auto")
+        make_generator(generator, options)
     if schema_file is not None and not schema_file.exists():
         raise InputError(f"schema file not found: {schema_file}")
     if source.startswith(("/", ".", "~")) or (("://" not in source) and not source.startswith("demo:")):
         if not Path(source).expanduser().exists():
             raise InputError(f"source not found: {source}")
     ensure_writable(out_dir)
-    options = {"epochs": epochs} if epochs is not None else {}
 
     from flows.synthesize import SynthesizeParams
 

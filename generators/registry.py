@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 
+from pydantic import ValidationError
+
 from generators.base import Generator, GeneratorConfig
 from validation.errors import ConfigError
 
@@ -36,8 +38,9 @@ def make_generator(name: str, options: dict | None = None, **common) -> Generato
     cls = generator_class(name)
     try:
         config: GeneratorConfig = cls.config_class.model_validate({**(options or {}), **common})
-    except Exception as exc:
-        raise ConfigError(f"invalid options for generator {name!r}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid options for generator {name!r}: {problems}") from None
     return cls(config)
 
 

@@ -87,7 +87,8 @@ def _cli(*args, cwd=None):
     "args, message",
     [
         (["run", "missing.csv"], "source not found"),
-        (["run", "demo:planes", "--generator", "bayesnet"], "choose one of: copula, vae, gan, diffusion, llm"),
+        (["run", "demo:planes", "--generator", "bayesnet"], "choose one of: copula, vae, gan, diffusion, llm, auto"),
+        (["run", "demo:planes", "--epochs", "5"], "invalid options for generator 'copula'"),
         (["run", "demo:planes", "--schema", "nope.yaml"], "schema file not found"),
     ],
 )
