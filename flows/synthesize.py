@@ -1,6 +1,8 @@
 """The `synthesize` flow: ingest → profile → split/protect → train → sample → validate → publish."""
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import tempfile
 import time
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
@@ -28,20 +31,27 @@ from validation.suppression import SuppressionConfig
 GeneratorName = Literal["copula", "vae", "gan", "diffusion", "llm"]
 GeneratorChoice = Literal["auto", "copula", "vae", "gan", "diffusion", "llm"]
 
+DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""A dataset name is one folder under ``out``: no separators, no leading dot (``.work``, ``..``)."""
+
 
 class SynthesizeParams(BaseModel):
     """One synthetic release of one table. Rendered as the run form in the Prefect UI."""
 
     source: str = Field("demo:weather", description="CSV / Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights")
     query: str | None = Field(None, description="SQL query, for a database URL source")
-    name: str | None = Field(None, description="dataset name (folder under out); default from the source")
+    name: str | None = Field(
+        None,
+        pattern=DATASET_NAME,
+        description="dataset name (folder under out: letters, digits, '.', '_', '-', starting with a letter or digit); default from the source",
+    )
     generator: GeneratorChoice = Field("copula", description="generator family, or auto: try the candidates, publish the best passing one")
     generator_options: dict[str, Any] = Field(
         default_factory=dict,
         description="family options, e.g. {\"epochs\": 50}; with auto, flat (given to every family that has the option) or per family {\"vae\": {\"epochs\": 50}}",
     )
     candidates: list[GeneratorName] = Field(
-        default_factory=lambda: list(auto.DEFAULT_CANDIDATES), description="families tried by generator=auto (in parallel)"
+        default_factory=lambda: list(auto.DEFAULT_CANDIDATES), description="families tried by generator=auto (one after another inline; in parallel with training=deployment)"
     )
     rows: int | None = Field(None, ge=1, description="rows to sample; default: as many as the source")
     seed: int = Field(0, description="seed for split, training and sampling")
@@ -107,7 +117,7 @@ class _StepClock:
 def synthesize(params: SynthesizeParams) -> SynthesizeResult:
     """Turn a real table into a privacy-checked synthetic release (or a quarantined run)."""
     spec = SourceSpec(params.source, params.query, params.encoding)
-    dataset = params.name or default_name(spec)
+    dataset = params.name or safe_dataset_name(default_name(spec))
     # absolute, so training workers (other processes, maybe other hosts) find the same folders
     out_root = ensure_writable(params.out).resolve()
     is_auto = params.generator == "auto"
@@ -149,7 +159,8 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         with clock.step("validate"):
             for family, ref in synthetic_refs.items():
                 with _candidate_errors(errors, family, is_auto):
-                    gates[family] = steps.validate(refs, ref, schema, params.gate, n)
+                    report_dir = join(work_dir, "candidates", family) if is_auto else work_dir
+                    gates[family] = steps.validate(refs, ref, schema, params.gate, n, report_dir)
         for family in families:
             candidates.append(_candidate_record(family, requests[family], outcomes.get(family), errors.get(family), gates.get(family)))
         chosen, decided_by = auto.choose(candidates)
@@ -159,40 +170,16 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         family = chosen["family"]
         chosen["chosen"] = True
         gate, outcome, request = gates[family], outcomes[family], requests[family]
-        manifest = {
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": {"location": spec.display, "fingerprint": source.fingerprint, "rows": source.rows},
-            "generator": {
-                "family": family,
-                "options": request.options,
-                "seed": params.seed,
-                "device": params.device,
-                "selected_by": "auto" if is_auto else "user",
-            },
-            "training": {
-                "placement": params.training,
-                "deployment": params.training_deployment if params.training == "deployment" else None,
-                "model_key": outcome.key,
-                "cached": outcome.cached,
-                "seconds": outcome.seconds,
-                "work_pool": outcome.work_pool,
-                "flow_run_id": outcome.flow_run_id,
-                "trained_on": {k: outcome.trained.get(k) for k in ("host", "device", "fit_seconds", "saved_at")},
-            },
-            "parameters": params.model_dump(mode="json"),
-            "code_version": code_version(),
-            "prefect_flow_run_id": str(flow_run.get_id() or ""),
-            "columns": [
-                {"name": c.name, "kind": c.kind.value, "protection": c.protection.value, "arrow_type": c.arrow_type}
-                for c in schema.released_columns
-            ],
-            "gate": {"passed": gate.passed, "summary": gate.summary()},
-        }
-        if is_auto:
-            manifest["candidates"] = candidates
-            manifest["selection"] = {"rule": auto.SELECTION_RULE, "decided_by": decided_by, "chosen": family}
+        manifest = build_manifest(
+            params, spec, source, schema, family, request, outcome, gate,
+            candidates=candidates if is_auto else None, decided_by=decided_by,
+            flow_run_id=str(flow_run.get_id() or ""),
+        )
         with clock.step("publish"):
-            release_path = steps.publish(params.out, dataset, synthetic_refs[family], schema, gate, manifest, {}, release_id)
+            release_path = steps.publish(
+                str(out_root), dataset, synthetic_refs[family], schema, gate, manifest, release_id,
+                gate.artifacts.get("report_html_uri"),
+            )
     finally:
         # The working folder (and a run-only model store inside it) holds real data: never leave it behind.
         delete_tree(work_dir)
@@ -231,6 +218,113 @@ def _candidate_errors(errors: dict[str, str], family: str, is_auto: bool):
         errors[family] = f"{type(exc).__name__}: {exc}"
 
 
+def safe_dataset_name(name: str) -> str:
+    """``name`` made a valid dataset name (:data:`DATASET_NAME`): other characters become ``_``,
+    leading dots, dashes and underscores go (a source called ``..`` or ``.x.csv`` must not name a
+    hidden or parent folder)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")
+    return cleaned or "table"
+
+
+def query_sha256(query: str | None) -> str | None:
+    """The SQL query as the release records it: its sha256, never its text (which may name
+    tables, columns or literal values the receiving team must not see)."""
+    return hashlib.sha256(query.encode("utf-8")).hexdigest() if query is not None else None
+
+
+def _redact_uri(uri: str | None) -> str | None:
+    """A storage URI without credentials: no password in its user info, no secret-looking query
+    values (``s3://key:secret@bucket``, ``?secret_key=...``)."""
+    if not uri or "://" not in uri:
+        return uri
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else f"{user}@{host}"
+        query = urlencode(
+            [(k, "***" if re.search(r"secret|key|token|pass|cred|sig", k, re.I) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+            safe="*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return uri.split("://", 1)[0] + "://…"
+
+
+def release_parameters(params: SynthesizeParams, spec: SourceSpec) -> dict[str, Any]:
+    """The run's parameters as a release may show them: the source as :attr:`SourceSpec.display`
+    (no password), the query only as ``query_sha256``, storage URIs without credentials."""
+    record = params.model_dump(mode="json")
+    record["source"] = spec.display
+    record["query_sha256"] = query_sha256(record.pop("query"))
+    for key in ("work_root", "model_store"):
+        record[key] = _redact_uri(record[key])
+    return record
+
+
+def build_manifest(
+    params: SynthesizeParams,
+    spec: SourceSpec,
+    source,
+    schema,
+    family: str,
+    request: TrainRequest,
+    outcome: TrainOutcome,
+    gate,
+    *,
+    candidates: list[dict[str, Any]] | None = None,
+    decided_by: str = "",
+    flow_run_id: str = "",
+    created_at: str | None = None,
+) -> dict[str, Any]:
+    """The release manifest (also copied into report.json), before tasks.release adds the files.
+
+    Pure: everything comes in as arguments. Nothing secret goes in: the source location is
+    ``spec.display`` and the query only its sha256 (see :func:`release_parameters`).
+    """
+    manifest: dict[str, Any] = {
+        "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {
+            "location": spec.display,
+            "query_sha256": query_sha256(spec.query),
+            "fingerprint": source.fingerprint,
+            "rows": source.rows,
+        },
+        "generator": {
+            "family": family,
+            "options": request.options,
+            "seed": params.seed,
+            "device": params.device,
+            "selected_by": "auto" if candidates is not None else "user",
+        },
+        "training": {
+            "placement": params.training,
+            "deployment": params.training_deployment if params.training == "deployment" else None,
+            "model_key": outcome.key,
+            "cached": outcome.cached,
+            "seconds": outcome.seconds,
+            "work_pool": outcome.work_pool,
+            "flow_run_id": outcome.flow_run_id,
+            "trained_on": {k: outcome.trained.get(k) for k in ("host", "device", "fit_seconds", "saved_at")},
+        },
+        "parameters": release_parameters(params, spec),
+        "code_version": code_version(),
+        "prefect_flow_run_id": flow_run_id,
+        "columns": [
+            {"name": c.name, "kind": c.kind.value, "protection": c.protection.value, "arrow_type": c.arrow_type}
+            for c in schema.released_columns
+        ],
+        "gate": {"passed": gate.passed, "summary": gate.summary()},
+    }
+    if candidates is not None:
+        manifest["candidates"] = candidates
+        manifest["selection"] = {"rule": auto.SELECTION_RULE, "decided_by": decided_by, "chosen": family}
+    return manifest
+
+
 def _train_request(params: SynthesizeParams, family: str, refs, schema, store: str, is_auto: bool) -> TrainRequest:
     """The request for one family, pointing at its model-store folder (named by the cache key)."""
     request = TrainRequest(
@@ -245,21 +339,34 @@ def _train_request(params: SynthesizeParams, family: str, refs, schema, store: s
     return request.model_copy(update={"model_dir": model_location(store, family, training_key(request))})
 
 
-_train_task = task(name="train-candidate")(train)
+# A task so deployment trainings run side by side; private like the pipeline's tasks (the
+# request carries the schema, which names real categories).
+_train_task = task(name="train-candidate", persist_result=False, cache_policy=NO_CACHE)(train)
 
 
 def _train_all(requests: dict[str, TrainRequest], params: SynthesizeParams) -> tuple[dict[str, TrainOutcome], dict[str, str]]:
-    """Train every requested family; several at once when there are several (generator=auto).
+    """Train every requested family.
 
-    One family: its failure is the run's failure (the child's exception or reason). Several: a
-    failed candidate is recorded and the others go on.
+    One family: its failure is the run's failure (the child's exception or reason). Several
+    (generator=auto): a failed candidate is recorded and the others go on. Inline, candidates
+    train one after another: training seeds and sets process-wide state (torch, NumPy and
+    ``random`` RNGs, torch's thread count), so concurrent fits in one process would interleave
+    their draws and the same seed would not give the same models. With training=deployment each
+    child runs in its own process, so they run side by side.
     """
     args = dict(placement=params.training, deployment=params.training_deployment, timeout=params.training_timeout_s)
     if len(requests) == 1:
         (family, request), = requests.items()
         return {family: train(request, **args)}, {}
-    futures = {family: _train_task.submit(request, **args) for family, request in requests.items()}
     outcomes, errors = {}, {}
+    if params.training == "inline":
+        for family, request in requests.items():
+            try:
+                outcomes[family] = train(request, **args)
+            except Exception as exc:  # one candidate's failure must not sink the others
+                errors[family] = f"{type(exc).__name__}: {exc}"
+        return outcomes, errors
+    futures = {family: _train_task.submit(request, **args) for family, request in requests.items()}
     for family, future in futures.items():
         try:
             outcomes[family] = future.result()

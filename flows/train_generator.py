@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
@@ -32,7 +33,9 @@ class TrainRequest(BaseModel):
     model_dir: str = Field(description="model-store folder (local path or URI) the fitted model is saved in")
 
 
-@task(name="fit-generator")
+# The request carries the schema (which names real categories): Prefect must not pickle it or
+# hash it into a cache key. The model store (flows/placement.py) is the training cache.
+@task(name="fit-generator", persist_result=False, cache_policy=NO_CACHE)
 def fit_generator(request: TrainRequest) -> str:
     """Fit and save, unless a complete model with the same key is already there."""
     logger = get_run_logger()

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
+from validation.columns import DatetimeForm, datetime_seconds, dtype_name, seconds_to_datetime_like
 from validation.schema import ColumnKind, TableSchema
 
 _NULL = "__null__"
@@ -59,10 +60,14 @@ class CopulaGenerator(Generator):
         rng = np.random.default_rng(self.config.seed)
         encoded: dict[str, np.ndarray] = {}
         self._plan = []
-        self._dtypes = {c.name: str(table[c.name].dtype) for c in cols}
+        self._dtypes = {c.name: dtype_name(table[c.name].dtype) for c in cols}
         for col in cols:
             s = table[col.name]
             entry: dict = {"name": col.name, "kind": col.kind.value}
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                # a pandas category column comes back with its own categories, in order
+                entry["dtype_categories"] = [_jsonable(v) for v in s.cat.categories]
+                entry["dtype_ordered"] = bool(s.cat.ordered)
             if col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
                 values = s.astype(object).where(s.notna(), _NULL)
                 counts = values.value_counts(sort=True)
@@ -77,6 +82,8 @@ class CopulaGenerator(Generator):
                     encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
             else:
                 numeric = _to_numeric(s, col.kind, col.datetime_format)
+                if col.kind == ColumnKind.DATETIME:
+                    entry["datetime_form"] = DatetimeForm.of(s).to_json()
                 null = np.isnan(numeric)
                 entry["null_rate"] = float(null.mean())
                 finite = numeric[~null]
@@ -111,7 +118,6 @@ class CopulaGenerator(Generator):
     def sample(self, n: int, seed: int = 0, progress: ProgressCallback = no_progress) -> pd.DataFrame:
         if self.schema is None:
             raise RuntimeError("fit or load the generator before sampling")
-        rng = np.random.default_rng(seed)
         raw = pd.DataFrame(index=range(n))
         if self._model is not None and n:
             self._model.set_random_state(seed)
@@ -149,7 +155,7 @@ class CopulaGenerator(Generator):
                     x[:] = np.nan
                 out[name] = x
         progress(ProgressEvent("sample", n, n))
-        return _restore_dtypes(pd.DataFrame(out), self._plan, self._dtypes, rng)
+        return _restore_dtypes(pd.DataFrame(out), self._plan, self._dtypes)
 
     # -------------------------------------------------------------------------------- persist
     def save(self, directory: Path) -> None:
@@ -172,34 +178,44 @@ class CopulaGenerator(Generator):
 
 
 def _to_numeric(s: pd.Series, kind: ColumnKind, fmt: str | None = None) -> np.ndarray:
+    """float64 values, NaN for nulls; datetimes as seconds since the epoch in any form and year."""
     if kind == ColumnKind.DATETIME:
-        ts = pd.to_datetime(s, utc=True, errors="coerce", format=fmt) if s.dtype == object else s
-        if isinstance(ts.dtype, pd.DatetimeTZDtype):
-            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        values = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
-        values[pd.isna(ts).to_numpy()] = np.nan
-        return values / 1e9
+        return datetime_seconds(s, fmt)
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
-def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str], rng) -> pd.DataFrame:
-    """Give every column the dtype it had in the training table."""
+def _datetime_form(entry: dict, dtype: str) -> DatetimeForm:
+    if "datetime_form" in entry:
+        return DatetimeForm.from_json(entry["datetime_form"])
+    # models saved before the form was recorded
+    if dtype.startswith("datetime64"):
+        return DatetimeForm("datetime64", dtype)
+    if entry.get("datetime_format"):
+        return DatetimeForm("text", dtype)
+    return DatetimeForm("datetime64", "datetime64[ns]")
+
+
+def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str]) -> pd.DataFrame:
+    """Give every column the dtype (and, for datetimes, the form) it had in the training table."""
     for entry in plan:
         name, dtype = entry["name"], dtypes[entry["name"]]
         col = frame[name]
         if entry["kind"] == ColumnKind.DATETIME.value:
-            ts = pd.to_datetime(np.round(col.to_numpy(dtype=float) * 1e9).astype("float"), unit="ns", errors="coerce")
-            ts = pd.Series(ts)
-            if "UTC" in dtype or "tz" in dtype or "," in dtype:
-                ts = ts.dt.tz_localize("UTC")
-            if dtype != "object":
-                frame[name] = ts.astype(dtype)
-            elif entry.get("datetime_format"):  # dates stored as text keep their text format
-                frame[name] = ts.dt.strftime(entry["datetime_format"]).astype(object).where(ts.notna(), None)
+            form = _datetime_form(entry, dtype)
+            restored = seconds_to_datetime_like(col.to_numpy(dtype=float), form, entry.get("datetime_format"))
+            restored.index = frame.index
+            frame[name] = restored
+        elif dtype == "category":
+            values = col.astype(object).where(col.notna(), None)
+            if "dtype_categories" in entry:
+                frame[name] = pd.Categorical(values, categories=entry["dtype_categories"],
+                                             ordered=entry.get("dtype_ordered", False))
             else:
-                frame[name] = ts
-        elif dtype == "object" or dtype.startswith("string") or dtype == "category":
+                frame[name] = values.astype("category")
+        elif dtype == "object":
             frame[name] = col.astype(object)
+        elif dtype.startswith("string"):
+            frame[name] = col.astype(object).where(col.notna(), None).astype(dtype)
         elif dtype == "bool":
             frame[name] = col.astype(object).map(lambda v: bool(v) if v is not None else None)
             if frame[name].notna().all():

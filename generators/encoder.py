@@ -24,7 +24,6 @@ Decoding returns the modeled columns with exactly the dtypes the fit table had.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from validation.columns import TICKS_PER_SECOND, DatetimeForm, datetime_ticks, ticks_to_datetime_like
+from validation.columns import dtype_name as _dtype_name
 from validation.errors import InputError
 from validation.schema import ColumnKind, ColumnSchema, TableSchema
 
@@ -40,7 +41,7 @@ _CATEGORICAL_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
 _U_EPS = 1e-6  # CDF positions are clipped to [eps, 1-eps] so normal scores stay within +-4.75
 # Datetime resolutions tried, coarsest first, in nanoseconds.
 _DATETIME_STEPS_NS = [86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1]
-_NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_NS_PER_SECOND = 10**9
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,6 @@ class Span:
 # --------------------------------------------------------------------------------------------
 # dtype bookkeeping: what the fit table had, so decoding can give it back exactly
 # --------------------------------------------------------------------------------------------
-def _dtype_name(dtype: Any) -> str:
-    """A string that ``pandas.api.types.pandas_dtype`` turns back into ``dtype``."""
-    if isinstance(dtype, pd.StringDtype):
-        return f"string[{dtype.storage}]"
-    if isinstance(dtype, pd.CategoricalDtype):
-        return "category"
-    return str(dtype)
-
-
 def _null_token(s: pd.Series) -> str:
     """Which null object an object column used (None from Arrow, NaN from read_csv)."""
     nulls = s[s.isna()]
@@ -131,42 +123,31 @@ class _NumericCodec:
         return 3 if self.config["nullable"] else 1
 
     # values <-> float64 -------------------------------------------------------------------
-    @staticmethod
-    def _datetime_mode(s: pd.Series) -> str:
-        if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            return "datetime64"
-        first = s.dropna()
-        first = first.iloc[0] if len(first) else None
-        if isinstance(first, dt.date) and not isinstance(first, dt.datetime):
-            return "date_object"
-        if isinstance(first, str):
-            return "string"
-        return "object_datetime"
+    # Datetimes are exact int64 ticks (validation.columns.datetime_ticks) in ``tick_unit``: the
+    # column's own unit for datetime64 (so 9999-12-31 in datetime64[us] never overflows), "us"
+    # for dates, text and Python datetimes. Models saved before ``tick_unit`` existed counted ns.
+    _MODES = {"datetime64": "datetime64", "date": "date_object", "text": "string", "object": "object_datetime"}
+    _KINDS = {mode: kind for kind, mode in _MODES.items()}
+
+    def _tick_unit(self) -> str:
+        return self.config.get("tick_unit", "ns")
+
+    def _form(self) -> DatetimeForm:
+        cfg = self.config
+        kind = self._KINDS[cfg["datetime_mode"]]
+        tz = cfg["tz"] if kind == "object" else None
+        return DatetimeForm(kind, cfg["dtype"], tz)
 
     def _to_float(self, s: pd.Series) -> np.ndarray:
-        """Column values as float64 (datetimes as offsets in ns from the fitted origin), NaN = null."""
+        """Column values as float64 (datetimes as ticks from the fitted origin), NaN = null."""
         cfg = self.config
         if cfg["kind"] != ColumnKind.DATETIME.value:
             if pd.api.types.is_bool_dtype(s.dtype) or s.dtype == object:
                 s = pd.to_numeric(s, errors="coerce")
             return s.to_numpy(dtype=np.float64, na_value=np.nan)
-        mode = cfg["datetime_mode"]
-        if mode == "datetime64":
-            arr = s.array
-            ns = np.asarray(arr.asi8, dtype=np.int64)
-            nat = np.asarray(s.isna())
-            ns = ns * _NS_PER_UNIT[cfg["unit"]]
-        else:
-            if mode == "string":
-                fmt = cfg["datetime_format"]
-                parsed = pd.to_datetime(s, format=fmt or "ISO8601", errors="coerce", utc=cfg["utc"])
-            else:
-                parsed = pd.to_datetime(s, errors="coerce", utc=cfg["utc"])
-            parsed = parsed.astype("datetime64[ns, UTC]" if parsed.dt.tz is not None else "datetime64[ns]")
-            ns = np.asarray(parsed.array.asi8, dtype=np.int64)
-            nat = np.asarray(parsed.isna())
-        out = (ns - cfg.get("origin", 0)).astype(np.float64)
-        out[nat] = np.nan
+        ticks, null, _ = datetime_ticks(s, cfg["datetime_format"], unit=self._tick_unit())
+        out = (ticks - cfg.get("origin", 0)).astype(np.float64)
+        out[null] = np.nan
         return out
 
     def _from_float(self, x: np.ndarray, null: np.ndarray) -> pd.Series:
@@ -175,23 +156,12 @@ class _NumericCodec:
             x = x.copy()
             x[null] = np.nan
             return _restore(x, cfg["dtype"], cfg["null_token"])
-        ns = np.where(null, 0, np.rint(x)).astype(np.int64) + cfg["origin"]
-        ns[null] = np.iinfo(np.int64).min  # NumPy's NaT
-        stamps = pd.Series(ns.view("datetime64[ns]"))
-        if cfg["tz"] is not None:
-            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(cfg["tz"])
-        mode = cfg["datetime_mode"]
-        if mode == "datetime64":
-            return stamps.astype(pd.api.types.pandas_dtype(cfg["dtype"]))
-        if mode == "date_object":
-            out = stamps.dt.date.to_numpy(dtype=object)
-        elif mode == "string":
-            out = stamps.dt.strftime(cfg["datetime_format"] or "%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object)
-        else:
-            out = stamps.to_numpy(dtype=object)
-        out = out.copy()
-        out[null] = None
-        return _restore(pd.Series(out, dtype=object), cfg["dtype"], cfg["null_token"])
+        ticks = np.where(null, 0, np.rint(x)).astype(np.int64) + cfg["origin"]
+        fmt = cfg["datetime_format"] or "%Y-%m-%dT%H:%M:%S"
+        out = ticks_to_datetime_like(ticks, null, self._tick_unit(), self._form(), fmt)
+        if cfg["datetime_mode"] == "datetime64":
+            return out
+        return _restore(out, cfg["dtype"], cfg["null_token"])
 
     # fit / encode / decode ------------------------------------------------------------------
     @classmethod
@@ -206,30 +176,29 @@ class _NumericCodec:
             "origin": 0,
         }
         if col.kind == ColumnKind.DATETIME:
-            mode = cls._datetime_mode(s)
-            cfg["datetime_mode"] = mode
+            form = DatetimeForm.of(s)
+            cfg["datetime_mode"] = cls._MODES[form.kind]
             cfg["datetime_format"] = col.datetime_format
-            cfg["unit"] = s.dt.unit if mode == "datetime64" else "ns"
-            tz = s.dt.tz if mode == "datetime64" else None
-            if mode == "string":
-                fmt = col.datetime_format or ""
-                cfg["utc"] = fmt.endswith("Z") or "%z" in fmt
-            else:
-                cfg["utc"] = mode == "object_datetime"  # mixed Python datetimes: normalise to UTC
-            cfg["tz"] = str(tz) if tz is not None else ("UTC" if cfg["utc"] else None)
-        codec = cls(cfg, np.zeros(1), np.zeros(0))
-        values = codec._to_float(s)
+            cfg["tick_unit"] = s.dt.unit if form.kind == "datetime64" else "us"
+            cfg["unit"] = cfg["tick_unit"]
+            cfg["tz"] = form.tz
+            cfg["utc"] = form.tz is not None  # kept for older readers of the config
+            ticks, null, unit = datetime_ticks(s, col.datetime_format, unit=cfg["tick_unit"])
+            offsets = ticks[~null]
+            if len(offsets):
+                # re-centre on the minimum so float64 keeps tick-level precision
+                cfg["origin"] = int(offsets.min())
+                offsets = offsets - cfg["origin"]
+                per_tick = _NS_PER_SECOND // TICKS_PER_SECOND[unit]
+                steps = [st // per_tick for st in _DATETIME_STEPS_NS if st % per_tick == 0]
+                cfg["step"] = next(st for st in steps if not np.any(offsets % st))
+            values = (ticks - cfg["origin"]).astype(np.float64)
+            values[null] = np.nan
+        else:
+            values = cls(cfg, np.zeros(1), np.zeros(0))._to_float(s)
         present = values[~np.isnan(values)]
         cfg["nullable"] = bool(len(present) < len(values))
         cfg["all_null"] = bool(len(present) == 0)
-        if col.kind == ColumnKind.DATETIME and len(present):
-            # re-centre on the minimum so float64 keeps nanosecond-level precision
-            origin = int(present.min())
-            cfg["origin"] = origin
-            values = codec._to_float(s)
-            present = values[~np.isnan(values)]
-            ints = present.astype(np.int64)
-            cfg["step"] = next(st for st in _DATETIME_STEPS_NS if not np.any(ints % st))
         if cfg["kind"] == ColumnKind.FLOAT.value and cfg["decimals"] is None and len(present):
             cfg["decimals"] = _decimals(present)
         if not len(present):

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from validation.columns import DatetimeForm, datetime_ticks, ticks_to_datetime_like
 from validation.schema import ColumnKind, ColumnSchema
 
 NULL_TEXT = "None"  # how a missing value reads in row text (the decoder uses a dedicated token)
@@ -205,7 +206,8 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
         hi_ts = _bound_to_utc_naive(column.max, stamps.max())
         lo_text = lo_ts.ceil(_FLOOR[resolution]).strftime(layout)
         hi_text = hi_ts.floor(_FLOOR[resolution]).strftime(layout)
-        tz = str(values.dt.tz) if value_type == "datetime64" and values.dt.tz is not None else None
+        tz = getattr(values.dtype, "tz", None)
+        tz = None if tz is None else str(tz)
         return ValueCodec(name=column.name, kind="datetime", dtype=dtype, allow_null=allow_null,
                           resolution=resolution, min_text=lo_text, max_text=hi_text,
                           value_type=value_type, tz=tz, datetime_format=column.datetime_format)
@@ -252,17 +254,12 @@ def detect_resolution(stamps: pd.Series) -> str:
 
 
 def to_utc_naive(values: pd.Series, value_type: str, fmt: str | None) -> pd.Series:
-    """Datetime cells as naive UTC-wall-time Timestamps (NaT where missing)."""
-    if value_type == "string":
-        utc = bool(fmt and (fmt.endswith("Z") or "%z" in fmt))
-        parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=utc) if fmt else pd.to_datetime(
-            values, errors="coerce", utc=True)
-    else:
-        parsed = pd.to_datetime(values, errors="coerce")
-    parsed = pd.Series(parsed, index=values.index)
-    if parsed.dt.tz is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+    """Datetime cells as naive UTC-wall-time ``datetime64`` (NaT where missing), through
+    :func:`validation.columns.datetime_ticks`: the column's own unit for ``datetime64`` columns,
+    microseconds otherwise, so year-9999 sentinels never overflow."""
+    ticks, null, unit = datetime_ticks(values, fmt if value_type == "string" else None)
+    raw = np.where(null, np.iinfo(np.int64).min, ticks).view(f"datetime64[{unit}]")
+    return pd.Series(raw, index=values.index)
 
 
 def serialize_row(fields: list[tuple[str, str | None]]) -> str:
@@ -295,19 +292,12 @@ def restore_dtype(values: list[Any], codec: ValueCodec, index: pd.Index | None =
     dtype = codec.dtype
     s = pd.Series(values, index=index, dtype=object, name=codec.name)
     if codec.kind == "datetime":
-        stamps = pd.to_datetime(s)
-        if codec.value_type == "datetime64":
-            if codec.tz is not None:
-                stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(codec.tz)
-            return stamps.astype(dtype)
-        if codec.value_type == "date":
-            return pd.Series([None if pd.isna(t) else t.date() for t in stamps], index=index, dtype=object, name=codec.name)
-        fmt = codec.datetime_format or "%Y-%m-%d %H:%M:%S"
-        utc = fmt.endswith("Z") or "%z" in fmt
-        if utc:
-            stamps = stamps.dt.tz_localize("UTC")
-        return pd.Series([None if pd.isna(t) else t.strftime(fmt) for t in stamps], index=index, dtype=object,
-                         name=codec.name)
+        # decoded cells are naive UTC wall time; back to the column's form without datetime64[ns]
+        ticks, null, unit = datetime_ticks(s)
+        out = ticks_to_datetime_like(ticks, null, unit, _datetime_form(codec),
+                                     codec.datetime_format or "%Y-%m-%d %H:%M:%S")
+        out.index = s.index
+        return out.rename(codec.name)
     if dtype == "category":
         categories = codec.dtype_categories if codec.dtype_categories is not None else codec.categories
         return pd.Series(pd.Categorical(values, categories=categories), index=index, name=codec.name)
@@ -339,13 +329,24 @@ def _datetime_value_type(values: pd.Series) -> str:
     return "string"
 
 
+def _datetime_form(codec: ValueCodec) -> DatetimeForm:
+    """The stored form of a datetime codec's column (see :class:`validation.columns.DatetimeForm`)."""
+    if codec.value_type == "date":
+        return DatetimeForm("date", codec.dtype)
+    if codec.value_type == "string":
+        return DatetimeForm("text", codec.dtype)
+    if codec.dtype.startswith("datetime64"):
+        return DatetimeForm("datetime64", codec.dtype)
+    return DatetimeForm("object", codec.dtype, codec.tz)  # Python datetimes in an object column
+
+
 def _bound_to_utc_naive(bound: Any, fallback: pd.Timestamp) -> pd.Timestamp:
     if bound is None or (isinstance(bound, float) and math.isnan(bound)):
         return pd.Timestamp(fallback)
-    ts = pd.Timestamp(bound)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+    ticks, null, unit = datetime_ticks(pd.Series([bound], dtype=object))
+    if null[0]:
+        return pd.Timestamp(fallback)
+    return pd.Timestamp(np.datetime64(int(ticks[0]), unit))
 
 
 def _ceil_units(x: float) -> int:

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from generators.registry import load_generator
 from tasks.progress import ArtifactProgress
 from tasks.sources import SourceSpec, read_source
-from tasks.storage import TableRef, join, read_arrow, read_frame, write_arrow, write_frame
+from tasks.storage import TableRef, filesystem, join, read_arrow, read_frame, write_arrow, write_frame
 from validation.errors import InputError, SynthpipeError
 from validation.gate import GateConfig, GateResult, run_gate
 from validation.profile import MIN_ROWS, profile_table
@@ -21,18 +23,37 @@ from validation.split import split_train_holdout
 from validation.suppression import SuppressionConfig, suppress, suppressed_schema
 
 
-def _retry_unexpected(task, task_run, state) -> bool:
-    """Retry IO hiccups, never the user's own errors (a bad file stays bad)."""
+# Tasks here take and return real data (tables by reference, but also schemas naming real
+# categories, gate results with distance arrays) or are large: Prefect must never pickle their
+# inputs or results into its result storage, also on a server that persists results by default.
+# Our own training cache (flows/placement.py) is separate from Prefect's.
+PRIVATE = dict(persist_result=False, cache_policy=NO_CACHE)
+
+_DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An IO hiccup worth retrying: a dropped connection, a timeout, a flaky object store.
+
+    Never the user's own errors (a bad file stays bad), never deterministic ones (a cast that
+    fails fails again; rerunning a production SQL query three times helps nobody), and not the
+    OS errors that name a missing or forbidden path.
+    """
+    if isinstance(exc, SynthpipeError) or isinstance(exc, _DETERMINISTIC_OS_ERRORS):
+        return False
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only :func:`is_transient` failures."""
     try:
         state.result()
-    except SynthpipeError:
-        return False
-    except Exception:
-        return True
+    except BaseException as exc:  # noqa: BLE001 - classified, never swallowed: the state keeps it
+        return is_transient(exc)
     return False
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unexpected)
+@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_transient, **PRIVATE)
 def ingest(spec: SourceSpec, work_dir: str) -> TableRef:
     """Read the source once and keep a Parquet copy in the run's working folder."""
     table = read_source(spec)
@@ -45,7 +66,7 @@ def ingest(spec: SourceSpec, work_dir: str) -> TableRef:
     return ref
 
 
-@task(name="profile")
+@task(name="profile", **PRIVATE)
 def profile(source: TableRef, name: str, schema_file: str | None = None) -> TableSchema:
     """Detect column kinds, ranges, PII and keys; apply the user's schema file on top."""
     table = read_arrow(source)
@@ -57,7 +78,7 @@ def profile(source: TableRef, name: str, schema_file: str | None = None) -> Tabl
     return schema
 
 
-@task(name="split-and-protect")
+@task(name="split-and-protect", **PRIVATE)
 def split_and_protect(
     source: TableRef,
     schema: TableSchema,
@@ -87,7 +108,7 @@ def split_and_protect(
     return refs, model_schema
 
 
-@task(name="sample")
+@task(name="sample", **PRIVATE)
 def sample(model_dir: str, schema: TableSchema, n: int, seed: int, source: TableRef, work_dir: str) -> TableRef:
     """Draw rows from the trained model and refill keys, PII and text with fresh values."""
     generator = load_generator(model_dir)
@@ -97,34 +118,97 @@ def sample(model_dir: str, schema: TableSchema, n: int, seed: int, source: Table
     return write_frame(synthetic, join(work_dir, "synthetic.parquet"))
 
 
-@task(name="validate")
-def validate(refs: dict[str, TableRef], synthetic: TableRef, schema: TableSchema, gate: GateConfig, rows: int) -> GateResult:
-    """Run the gate (schema expectations, fidelity, privacy) and render the HTML report."""
+@task(name="validate", **PRIVATE)
+def validate(
+    refs: dict[str, TableRef], synthetic: TableRef, schema: TableSchema, gate: GateConfig, rows: int, work_dir: str
+) -> GateResult:
+    """Run the gate (schema expectations, fidelity, privacy) and render the HTML report.
+
+    The report (megabytes of embedded plots) is written to ``<work_dir>/report.html`` and only its
+    location travels on, as ``artifacts["report_html_uri"]``; :func:`publish` reads it.
+    """
     from validation.report import render_html
 
     train, holdout, synth = read_frame(refs["train"]), read_frame(refs["holdout"]), read_frame(synthetic)
     result = run_gate(train, holdout, synth, schema, gate, expected_rows=rows)
-    result.artifacts["report_html"] = render_html(result, train, holdout, synth, schema, title=schema.name)
+    html = render_html(result, train, holdout, synth, schema, title=schema.name)
+    result.artifacts["report_html_uri"] = write_text(html, join(work_dir, "report.html"))
     return result
 
 
-@task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unexpected)
+def write_text(text: str, uri: str) -> str:
+    """Write a UTF-8 text file (local path or object-store URI); return its location."""
+    fs, path = filesystem(uri)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as fh:
+        fh.write(text.encode("utf-8"))
+    return uri
+
+
+def read_text(uri: str) -> str:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as fh:
+        return fh.read().decode("utf-8")
+
+
+@task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_transient, **PRIVATE)
 def publish(
-    out: str, dataset: str, synthetic: TableRef, schema: TableSchema, gate: GateResult, manifest: dict[str, Any], files: dict[str, str | bytes], release_id: str
+    out: str,
+    dataset: str,
+    synthetic: TableRef,
+    schema: TableSchema,
+    gate: GateResult,
+    manifest: dict[str, Any],
+    release_id: str,
+    report_html_uri: str | None = None,
 ) -> str:
-    """Write the release (or the quarantine) atomically; LATEST moves only on a pass."""
+    """Write the release (or the quarantine) atomically; LATEST moves only on a pass.
+
+    Safe to retry: when the release folder of ``release_id`` is already in place (an earlier
+    attempt renamed it there and then failed, e.g. moving LATEST), its path is returned instead
+    of refusing to overwrite it.
+    """
     from tasks.release import to_release_arrow, write_release
+
+    done = _published_already(out, dataset, release_id, gate.passed)
+    if done is not None:
+        get_run_logger().info("release %s is already in place at %s (an earlier attempt wrote it)", release_id, done)
+        return str(done)
     from validation.report import build_report_json
 
     table = to_release_arrow(read_frame(synthetic), schema)
     files = {
-        **files,
-        "report.html": gate.artifacts.get("report_html", ""),
+        "report.html": read_text(report_html_uri) if report_html_uri else "",
         "report.json": json.dumps(build_report_json(gate, dataset, extra=_report_extra(manifest)), indent=2, default=str),
         "great_expectations.json": json.dumps(gate.artifacts.get("great_expectations", {}), indent=2, default=str),
     }
     path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id)
     return str(path)
+
+
+def _published_already(out: str, dataset: str, release_id: str, passed: bool) -> Path | None:
+    """The complete folder of ``release_id`` when an earlier attempt of this publish wrote it.
+
+    The folder is renamed into place only once complete, so its presence (with a manifest naming
+    this release) means the write succeeded; a passed release also gets LATEST, unless a newer
+    release has taken it since.
+    """
+    from tasks.release import QUARANTINE, move_latest
+
+    dataset_dir = Path(out) / dataset
+    final = dataset_dir / release_id if passed else dataset_dir / QUARANTINE / release_id
+    try:
+        manifest = json.loads((final / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("release_id") != release_id or manifest.get("dataset") != dataset:
+        return None
+    if passed:
+        latest = dataset_dir / "LATEST"
+        current = latest.read_text().strip() if latest.exists() else ""
+        if current < release_id:  # release ids sort by time: never move LATEST backwards
+            move_latest(dataset_dir, release_id)
+    return final
 
 
 def _report_extra(manifest: dict[str, Any]) -> dict[str, Any]:

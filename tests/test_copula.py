@@ -57,15 +57,29 @@ def test_dates_as_text_and_as_dates_keep_their_form():
 
     n = 300
     days = pd.date_range("2021-03-01", periods=n, freq="D")
+    ends = pd.Series(days).astype("datetime64[us]")
+    ends.iloc[0] = pd.Timestamp("9999-12-31")  # an open-end sentinel beyond datetime64[ns]
     df = pd.DataFrame(
         {
             "as_text": days.strftime("%d/%m/%Y"),
             "as_date": [d.date() for d in days],
+            "as_utc": pd.Series(days).dt.tz_localize("UTC"),
+            "ends": ends,
+            "city": pd.Categorical(np.resize(["oslo", "rome", "paris"], n), categories=["rome", "oslo", "paris", "nice"]),
             "v": np.arange(n, dtype=float),
         }
     )
     schema = profile_table(df, "dates")
     out = CopulaGenerator().fit(df, schema).sample(200, seed=0)
+    for col in df.columns:
+        assert out[col].dtype == df[col].dtype, col
     parsed = pd.to_datetime(out["as_text"], format="%d/%m/%Y")
     assert parsed.between(days.min(), days.max()).all()
-    assert all(isinstance(v, (dt.date, pd.Timestamp)) for v in out["as_date"])
+    # pd.Timestamp subclasses datetime.date: check the exact type
+    assert all(type(v) is dt.date for v in out["as_date"])
+    assert out["as_date"].map(lambda d: days.min().date() <= d <= days.max().date()).all()
+    assert str(out["as_utc"].dtype) == "datetime64[ns, UTC]"
+    assert out["ends"].between(ends.min(), ends.max()).all()
+    # the category column keeps its own categories, in their order
+    assert list(out["city"].cat.categories) == ["rome", "oslo", "paris", "nice"]
+    assert set(out["city"].dropna()) <= {"oslo", "rome", "paris"}

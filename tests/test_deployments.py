@@ -332,3 +332,150 @@ def test_auto_trains_every_candidate_gates_each_and_records_the_comparison(prefe
     assert {c["family"] for c in _find_key(report, "candidates")} == {"vae", "copula"}
     assert sorted(p.name.split("-")[0] for p in (tmp_path / ".models").iterdir()) == ["copula", "vae"]
     assert not any((tmp_path / ".work").iterdir())
+
+
+# ------------------------------------------------------------------- what a release may show
+def test_the_manifest_and_report_never_show_the_password_or_the_query():
+    import hashlib
+
+    from flows.placement import TrainOutcome
+    from flows.synthesize import SynthesizeParams, build_manifest
+    from tasks.sources import SourceSpec
+    from tasks.steps import _report_extra
+    from tasks.storage import TableRef
+    from validation.gate import GateResult
+    from validation.report import build_report_json
+
+    query = "SELECT ssn, diagnosis FROM patients WHERE clinic = 'north'"
+    params = SynthesizeParams(
+        source="postgresql://u:secret@h/db", query=query, name="patients",
+        work_root="s3://AKIAX:secret@bucket/work?region=eu-west-1&session_token=secret", model_store="s3://bucket/models",
+    )
+    spec = SourceSpec(params.source, params.query, params.encoding)
+    request = _request()
+    _, schema = real_table("planes", rows=200)
+    outcome = TrainOutcome(family="copula", model_uri="/m", key="k", cached=False, seconds=1.0, placement="inline")
+    gate = GateResult()
+    source = TableRef(uri="/w/source.parquet", fingerprint="f" * 64, rows=200)
+    for candidates in (None, [{"family": "copula", "gated": True, "passed": True}]):
+        manifest = build_manifest(params, spec, source, schema, "copula", request, outcome, gate,
+                                  candidates=candidates, decided_by="fidelity_score", flow_run_id="r")
+        report = build_report_json(gate, "patients", extra=_report_extra(manifest))
+        for document in (manifest, report):
+            text = json.dumps(document, default=str)
+            assert "secret" not in text and query not in text and "diagnosis" not in text
+        digest = hashlib.sha256(query.encode()).hexdigest()
+        assert manifest["source"]["location"] == "postgresql://u:***@h/db"
+        assert manifest["source"]["query_sha256"] == digest
+        assert manifest["parameters"]["source"] == "postgresql://u:***@h/db"
+        assert manifest["parameters"]["query_sha256"] == digest and "query" not in manifest["parameters"]
+        assert manifest["parameters"]["work_root"].startswith("s3://AKIAX:***@bucket/work?region=eu-west-1")
+        assert manifest["parameters"]["model_store"] == "s3://bucket/models"
+        assert manifest["generator"]["selected_by"] == ("user" if candidates is None else "auto")
+        assert ("selection" in manifest) == (candidates is not None)
+
+
+def test_dataset_names_are_one_plain_folder():
+    from pydantic import ValidationError
+
+    from flows.synthesize import SynthesizeParams, safe_dataset_name
+    from tasks.sources import SourceSpec, default_name
+
+    for bad in ("../../x", "..", ".work", "a/b", "a\\b", "", "-x", "x y", "/abs"):
+        with pytest.raises(ValidationError, match="pattern"):
+            SynthesizeParams(name=bad)
+    for good in ("weather", "weather_2024.v1-a", "2024"):
+        assert SynthesizeParams(name=good).name == good
+    # the default comes from the source and is made safe the same way
+    assert safe_dataset_name(default_name(SourceSpec("/data/my data (1).csv"))) == "my_data__1_"
+    assert safe_dataset_name(default_name(SourceSpec(".."))) == "table"
+    assert safe_dataset_name(default_name(SourceSpec("/data/.hidden.csv"))) == "hidden"
+    assert safe_dataset_name("Zoë") == "Zo_"
+    assert safe_dataset_name(default_name(SourceSpec("demo:weather"))) == "weather"
+
+
+# ---------------------------------------------------------------- Prefect: results, retries
+def test_pipeline_tasks_never_persist_or_cache_real_data():
+    from prefect.cache_policies import NO_CACHE
+
+    from flows import synthesize
+    from flows.train_generator import fit_generator
+    from tasks import steps
+
+    tasks = [steps.ingest, steps.profile, steps.split_and_protect, steps.sample, steps.validate, steps.publish,
+             fit_generator, synthesize._train_task]
+    for t in tasks:
+        assert t.persist_result is False and t.cache_policy is NO_CACHE, t.name
+
+
+def test_only_transient_io_errors_are_retried():
+    import pyarrow as pa
+
+    from tasks.steps import is_transient
+    from validation.errors import InputError, OutputError
+
+    for exc in (OSError("io"), ConnectionResetError(), TimeoutError(), pa.ArrowIOError("s3 hiccup")):
+        assert is_transient(exc), exc
+    for exc in (ValueError("cast"), pa.ArrowInvalid("bad"), InputError("x"), OutputError("x"), KeyError("c"),
+                FileNotFoundError("gone"), PermissionError("no")):
+        assert not is_transient(exc), exc
+
+
+def _publish_inputs(tmp_path):
+    from tasks.steps import write_text
+    from tasks.storage import write_frame
+    from validation.gate import GateResult
+
+    df, schema = real_table("planes", rows=120)
+    synthetic = write_frame(df, str(tmp_path / "work" / "synthetic.parquet"))
+    report = write_text("<html>report</html>", str(tmp_path / "work" / "report.html"))
+    return synthetic, schema, GateResult(), report
+
+
+@pytest.mark.flow
+def test_publish_retries_io_errors_and_a_retry_finds_its_own_release(prefect_server, tmp_path, monkeypatch):
+    from tasks import release, steps
+
+    synthetic, schema, gate, report = _publish_inputs(tmp_path)
+    real_move = release.move_latest
+    calls = []
+
+    def flaky_move(dataset_dir, release_id):  # the release is renamed into place, then LATEST fails once
+        calls.append(release_id)
+        if len(calls) == 1:
+            raise OSError("disk hiccup")
+        real_move(dataset_dir, release_id)
+
+    monkeypatch.setattr(release, "move_latest", flaky_move)
+    path = steps.publish(str(tmp_path / "out"), "planes", synthetic, schema, gate, {"x": 1}, "20240101T000000Z-abcdef", report)
+    assert Path(path) == tmp_path / "out" / "planes" / "20240101T000000Z-abcdef" and len(calls) == 2
+    assert (tmp_path / "out" / "planes" / "LATEST").read_text().strip() == "20240101T000000Z-abcdef"
+    assert (Path(path) / "report.html").read_text() == "<html>report</html>"
+    assert [p.name for p in (tmp_path / "out" / "planes").iterdir() if p.is_dir()] == ["20240101T000000Z-abcdef"]
+
+
+@pytest.mark.flow
+def test_publish_does_not_retry_a_deterministic_error(prefect_server, tmp_path, monkeypatch):
+    from tasks import release, steps
+
+    synthetic, schema, gate, report = _publish_inputs(tmp_path)
+    calls = []
+
+    def bad_cast(frame, schema):
+        calls.append(1)
+        raise ValueError("synthetic column 'year' cannot be cast")
+
+    monkeypatch.setattr(release, "to_release_arrow", bad_cast)
+    with pytest.raises(ValueError, match="cannot be cast"):
+        steps.publish(str(tmp_path / "out"), "planes", synthetic, schema, gate, {}, "20240101T000000Z-abcdef", report)
+    assert len(calls) == 1
+
+
+@pytest.mark.flow
+def test_auto_records_a_failing_candidate_and_publishes_another(prefect_server, planes_csv, tmp_path):
+    manifest = _synthesize(source=str(planes_csv), out=str(tmp_path), rows=300, generator="auto",
+                           candidates=["copula", "vae"], generator_options={"vae": {"no_such_option": 1}})
+    cands = {c["family"]: c for c in manifest["candidates"]}
+    assert "no_such_option" in cands["vae"]["error"] and cands["vae"]["gated"] is False
+    assert cands["copula"]["chosen"] is True and manifest["generator"]["family"] == "copula"
+    assert not any((tmp_path / ".work").iterdir())

@@ -221,3 +221,68 @@ def test_train_epochs_reports_each_epoch() -> None:
     assert [e.step for e in events] == [1, 2, 3] and all(e.total == 3 and e.stage == "fit" for e in events)
     assert history == [{"loss": 2.0}] * 3 and events[-1].metrics == {"loss": 2.0}
     assert len(calls) == 6
+
+
+# --------------------------------------------------------------------------------------------
+# datetimes in every stored form, year-9999 sentinels included (validation.columns helpers)
+# --------------------------------------------------------------------------------------------
+def _dated_table() -> pd.DataFrame:
+    import datetime as dt
+
+    days = pd.Series(pd.date_range("2020-01-01", periods=500, freq="D"))
+    ends = (days + pd.Timedelta(hours=6)).astype("datetime64[us]")
+    ends.iloc[:5] = pd.Timestamp("9999-12-31")  # "no end date" sentinels, beyond datetime64[ns]
+    ends.iloc[5] = pd.NaT
+    text = days.dt.strftime("%d/%m/%Y").astype(object)
+    text.iloc[7] = "31/12/9999"
+    text.iloc[8] = None
+    born = [d.date() for d in days]
+    born[9] = dt.date(9999, 12, 31)
+    born[10] = None
+    return pd.DataFrame({
+        "ends": ends,
+        "utc": (days + pd.Timedelta(minutes=30)).dt.tz_localize("UTC").astype("datetime64[s, UTC]"),
+        "text": text,
+        "born": pd.Series(born, dtype=object),
+    })
+
+
+def test_datetime_helpers_roundtrip_every_form_and_sentinel() -> None:
+    from validation.columns import datetime_seconds, datetime_ticks, seconds_to_datetime_like, ticks_to_datetime_like
+
+    df = _dated_table()
+    sentinel = 253_402_214_400.0  # 9999-12-31 in seconds since the epoch
+    formats = {"text": "%d/%m/%Y"}
+    for name, s in df.items():
+        fmt = formats.get(name)
+        seconds = datetime_seconds(s, fmt)
+        assert seconds.dtype == np.float64
+        assert np.array_equal(np.isnan(seconds), s.isna().to_numpy()), name
+        back = seconds_to_datetime_like(seconds, s, fmt)
+        pd.testing.assert_series_equal(back, s, check_names=False, check_exact=True)
+        ticks, null, unit = datetime_ticks(s, fmt)
+        pd.testing.assert_series_equal(ticks_to_datetime_like(ticks, null, unit, s, fmt), s, check_names=False)
+        if name != "utc":
+            assert np.nanmax(seconds) == sentinel, name  # no wrap-around, no NaT
+    # tz-aware values count from the epoch in UTC
+    assert datetime_seconds(df["utc"])[0] == pd.Timestamp("2020-01-01T00:30Z").timestamp()
+    assert datetime_seconds(df["text"], "%d/%m/%Y")[1] == pd.Timestamp("2020-01-02").timestamp()
+
+
+def test_encoder_roundtrips_year_9999_sentinels_in_every_form() -> None:
+    df = _dated_table()
+    # profile without the text/date sentinels (the profile's own parsing is not under test here)
+    plain = df.assign(text=df["text"].replace("31/12/9999", "01/01/2021"),
+                      born=df["born"].where(df["born"] != df["born"].iloc[9], df["born"].iloc[0]))
+    schema = profile_table(plain, "dated")
+    assert all(schema.column(c).kind == ColumnKind.DATETIME for c in df.columns)
+    _, matrix, out = _roundtrip(df, schema)
+    assert np.isfinite(matrix).all()
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
+    # decoding anything stays inside the fitted range, in the source form
+    enc = TabularEncoder().fit(df, schema)
+    noise = np.random.default_rng(0).normal(0, 3, size=(300, enc.width)).astype(np.float32)
+    synth = enc.inverse_transform(noise)
+    assert synth["ends"].dtype == df["ends"].dtype and synth["ends"].max() <= pd.Timestamp("9999-12-31")
+    assert synth["born"].dropna().map(type).eq(type(df["born"].iloc[0])).all()
+    assert pd.to_datetime(synth["text"].dropna().str.replace("9999", "2200"), format="%d/%m/%Y").notna().all()

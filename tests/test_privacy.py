@@ -12,6 +12,7 @@ from validation.privacy import (
     encode,
     identical_match_shares,
     nearest,
+    normalized_value_set,
     outlier_exposure,
     rare_combination_exposure,
     value_overlap,
@@ -271,3 +272,13 @@ def test_suppressed_schema_matches_the_protected_data():
     ge = run_expectations(out, protected)
     assert ge["success"], [r["expectation_config"]["type"] for r in ge["results"] if not r["success"]]
     assert not run_expectations(df, protected)["success"]  # the raw table breaks the protected ranges
+
+
+def test_normalized_value_set_is_the_gate_rule():
+    values = normalized_value_set([
+        pd.Series(["  Alice@Example.COM ", "", None, "bob"]),
+        pd.Series([1.0, 2.0, np.nan]),  # whole floats (an int column read from CSV with nulls)
+        pd.Series([1.5]),
+    ])
+    assert values == {"alice@example.com", "bob", "1", "2", "1.5"}
+    assert normalized_value_set([]) == set() and normalized_value_set([pd.Series([None])]) == set()

@@ -5,8 +5,8 @@ by different readers (CSV vs Parquet) or written by another tool, so the same va
 as ``int64`` in one table and ``float64`` or a string in another. Every metric therefore works
 on one canonical form, computed once here:
 
-* numeric and datetime columns become ``float64`` arrays (datetimes as epoch nanoseconds),
-  ``NaN`` for nulls;
+* numeric and datetime columns become ``float64`` arrays (datetimes as seconds since the
+  epoch, see :func:`datetime_seconds`), ``NaN`` for nulls;
 * categorical and boolean columns become integer codes shared by all three tables (the same
   code means the same value everywhere), with nulls as their own level.
 
@@ -15,8 +15,10 @@ are prepared; keys, PII and free text are checked separately by :mod:`validation
 """
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +97,7 @@ def common_modeled_columns(schema: TableSchema, tables: dict[str, pd.DataFrame])
 
 
 def numeric_values(s: pd.Series, col: ColumnSchema) -> np.ndarray:
-    """A numeric or datetime column as float64 (datetimes in epoch ns), NaN for nulls."""
+    """A numeric or datetime column as float64 (datetimes in epoch seconds), NaN for nulls."""
     if col.kind == ColumnKind.DATETIME:
         return datetime_values(s, col)
     if pd.api.types.is_bool_dtype(s):
@@ -104,23 +106,8 @@ def numeric_values(s: pd.Series, col: ColumnSchema) -> np.ndarray:
 
 
 def datetime_values(s: pd.Series, col: ColumnSchema) -> np.ndarray:
-    """Epoch nanoseconds as float64. Strings are parsed with the profile's format when known."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        ts = s
-    else:
-        fmt = col.datetime_format
-        utc = bool(fmt and (fmt.endswith("Z") or "%z" in fmt))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ts = pd.to_datetime(s, format=fmt, errors="coerce", utc=utc)
-            if fmt and ts.isna().sum() > s.isna().sum():
-                # another tool may have written ISO strings in a different layout
-                ts = pd.to_datetime(s, format="mixed", errors="coerce", utc=utc)
-    if getattr(ts.dtype, "tz", None) is not None:
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    ns = ts.astype("datetime64[ns]").to_numpy().astype("int64").astype("float64")
-    ns[ts.isna().to_numpy()] = np.nan
-    return ns
+    """Seconds since the epoch as float64 (:func:`datetime_seconds` with the profile's format)."""
+    return datetime_seconds(s, col.datetime_format)
 
 
 def category_labels(s: pd.Series) -> np.ndarray:
@@ -211,3 +198,259 @@ def row_keys(prep: PreparedTables, role: str, num_idx: list[int] | None = None, 
         return np.zeros(prep.n_rows(role), dtype=np.uint64)
     frame = pd.DataFrame(parts)
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# Datetimes <-> numbers: the one conversion every module uses
+# ------------------------------------------------------------------------------------------------
+# A datetime column arrives in one of four forms: ``datetime64`` (naive or tz-aware, unit s, ms,
+# us or ns), Python ``datetime.date`` objects (Arrow ``date32``), text in a strftime format, or an
+# object column of Python datetimes / Timestamps. Each value becomes an exact int64 count of
+# *ticks* since the Unix epoch in UTC wall time: in the column's own unit for ``datetime64`` (its
+# storage, so 9999-12-31 in ``datetime64[us]`` never overflows), in microseconds otherwise (the
+# resolution of Python datetimes; year 1..9999 fits). Nothing is ever routed through
+# ``datetime64[ns]``, whose range ends in 2262.
+
+TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_TEXT_DEFAULT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_NAT = np.iinfo(np.int64).min
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def dtype_name(dtype: Any) -> str:
+    """A string that ``pandas.api.types.pandas_dtype`` turns back into ``dtype``."""
+    if isinstance(dtype, pd.StringDtype):
+        return f"string[{dtype.storage}]"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    return str(dtype)
+
+
+def _utc_format(fmt: str | None) -> bool:
+    """Text written in this format carries UTC (a literal ``Z``) or an offset (``%z``)."""
+    return bool(fmt and (fmt.endswith("Z") or "%z" in fmt))
+
+
+@dataclass(frozen=True)
+class DatetimeForm:
+    """How a datetime column is stored, so that numbers can be turned back into it.
+
+    ``kind`` is ``"datetime64"`` (``dtype`` names unit and tz), ``"date"`` (``datetime.date``
+    objects), ``"text"`` (strings in a strftime format given separately) or ``"object"`` (Python
+    datetimes / Timestamps; ``tz`` is ``"UTC"`` when they were tz-aware). JSON-able through
+    :meth:`to_json` so that generators can persist it.
+    """
+
+    kind: str
+    dtype: str = "object"
+    tz: str | None = None
+
+    @classmethod
+    def of(cls, s: pd.Series) -> "DatetimeForm":
+        if pd.api.types.is_datetime64_any_dtype(s.dtype) and not isinstance(s.dtype, pd.ArrowDtype):
+            tz = getattr(s.dtype, "tz", None)
+            return cls("datetime64", dtype_name(s.dtype), None if tz is None else str(tz))
+        head = s.dropna().iloc[:100].to_numpy(dtype=object)
+        if len(head) and all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in head):
+            return cls("date", dtype_name(s.dtype))
+        if len(head) == 0 or all(isinstance(v, str) for v in head):
+            is_text = len(head) > 0 or pd.api.types.is_string_dtype(s.dtype)
+            return cls("text" if is_text else "object", dtype_name(s.dtype))
+        aware = any(getattr(v, "tzinfo", None) is not None for v in head)
+        return cls("object", dtype_name(s.dtype), "UTC" if aware else None)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "dtype": self.dtype, "tz": self.tz}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DatetimeForm":
+        return cls(data["kind"], data.get("dtype", "object"), data.get("tz"))
+
+
+def _rescale(ticks: np.ndarray, null: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Ticks of unit ``src`` as ticks of unit ``dst`` (floored when coarser; overflow-checked)."""
+    if src == dst:
+        return ticks
+    a, b = TICKS_PER_SECOND[src], TICKS_PER_SECOND[dst]
+    if b < a:
+        return np.floor_divide(ticks, a // b)
+    factor = b // a
+    present = ticks[~null]
+    limit = np.iinfo(np.int64).max // factor
+    if len(present) and (present.max() > limit or present.min() < -limit):
+        raise pd.errors.OutOfBoundsDatetime(f"datetimes do not fit in unit {dst!r}")
+    return np.where(null, 0, ticks) * factor
+
+
+def _py_ticks_us(v: Any, fmt: str | None) -> int | None:
+    """Microseconds since the epoch (UTC) of one value, in pure Python (any year 1..9999)."""
+    try:
+        if isinstance(v, str):
+            text = v.strip()
+            parsed = None
+            if fmt:
+                try:
+                    parsed = dt.datetime.strptime(text, fmt)
+                except ValueError:
+                    parsed = None
+            v = parsed if parsed is not None else dt.datetime.fromisoformat(text)
+        elif isinstance(v, np.datetime64):
+            v = v.astype("datetime64[us]").astype(object)
+        if isinstance(v, dt.datetime):
+            offset = v.utcoffset()
+            d = v.replace(tzinfo=None) - _EPOCH
+            if offset is not None:
+                d -= offset
+        elif isinstance(v, dt.date):
+            d = dt.datetime(v.year, v.month, v.day) - _EPOCH
+        else:
+            return None
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return (d.days * 86_400 + d.seconds) * 10**6 + d.microseconds
+
+
+def datetime_ticks(s: pd.Series, fmt: str | None = None, unit: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Exact datetimes of ``s`` as ``(ticks, null, unit)``: int64 counts of ``unit`` since the
+    Unix epoch in UTC wall time, and the null mask (ticks are 0 there).
+
+    tz-aware values are converted to UTC, naive ones are taken as they read. ``fmt`` is the
+    strftime format of text values (other layouts and out-of-``ns``-range text are parsed too).
+    ``unit`` defaults to the column's own for ``datetime64`` and ``"us"`` otherwise; a value that
+    does not parse counts as null.
+    """
+    if isinstance(s.dtype, pd.ArrowDtype) and pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.astype(object)  # Arrow-backed timestamps (rare): through Python objects
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        own = s.dt.unit
+        null = s.isna().to_numpy()
+        ticks = np.asarray(s.array.asi8, dtype=np.int64).copy()  # tz-aware: already UTC
+        ticks[null] = 0
+        return _rescale(ticks, null, own, unit or own), null, unit or own
+    values = s.to_numpy(dtype=object)
+    null = pd.isna(values)
+    values = values.copy()
+    values[null] = None
+    ticks = np.zeros(len(values), dtype=np.int64)
+    ok = np.zeros(len(values), dtype=bool)
+    form = DatetimeForm.of(s)
+    if form.kind == "date":
+        try:
+            ticks = np.array(values, dtype="datetime64[D]").astype("datetime64[us]").view(np.int64).copy()
+            ok = ~null
+        except (TypeError, ValueError):
+            pass
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = pd.to_datetime(pd.Series(values), format=fmt if form.kind == "text" else None,
+                                        errors="coerce", utc=True)
+            except (TypeError, ValueError):
+                parsed = pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns, UTC]")
+        ok = parsed.notna().to_numpy()
+        ticks = _rescale(np.where(ok, parsed.array.asi8, 0), ~ok, parsed.dt.unit, "us")
+    failed = np.flatnonzero(~null & ~ok)
+    if len(failed):
+        # out of datetime64[ns] range (9999-12-31 sentinels), other text layouts, mixed objects
+        if form.kind == "text":
+            uniques, inverse = np.unique(values[failed].astype(str), return_inverse=True)
+        else:
+            uniques, inverse = values[failed], np.arange(len(failed))
+        found = [_py_ticks_us(u, fmt) for u in uniques]
+        missing = [k for k, t in enumerate(found) if t is None]
+        if missing and form.kind == "text":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                retry = pd.to_datetime(pd.Series(uniques[missing], dtype=object), format="mixed",
+                                       errors="coerce", utc=True)
+            for k, t in zip(missing, retry):
+                if not pd.isna(t):
+                    found[k] = int(t.value // 1000)
+        got = np.array([t is not None for t in found], dtype=bool)[inverse]
+        vals = np.array([0 if t is None else t for t in found], dtype=np.int64)[inverse]
+        ticks[failed[got]] = vals[got]
+        ok[failed[got]] = True
+    null = ~ok
+    ticks[null] = 0
+    return _rescale(ticks, null, "us", unit or "us"), null, unit or "us"
+
+
+def datetime_seconds(s: pd.Series, fmt: str | None = None) -> np.ndarray:
+    """Datetimes as float64 seconds since the Unix epoch (UTC), ``NaN`` for nulls.
+
+    Any form (see :class:`DatetimeForm`), any unit, any year 1..9999; see :func:`datetime_ticks`.
+    """
+    ticks, null, unit = datetime_ticks(s, fmt)
+    per = TICKS_PER_SECOND[unit]
+    whole, frac = np.divmod(ticks, per)
+    out = whole.astype(np.float64) + frac.astype(np.float64) / per
+    out[null] = np.nan
+    return out
+
+
+def ticks_to_datetime_like(
+    ticks: np.ndarray, null: np.ndarray, unit: str, like: pd.Series | DatetimeForm, fmt: str | None = None
+) -> pd.Series:
+    """Inverse of :func:`datetime_ticks`: a Series in the form of ``like`` (a column or its
+    :class:`DatetimeForm`): ``datetime64`` of the same unit and tz, ``datetime.date`` objects,
+    text in ``fmt`` (UTC time when ``fmt`` carries ``Z`` or ``%z``), or Timestamps. Nulls are
+    ``NaT`` in ``datetime64`` columns and ``None`` otherwise; the index is a fresh RangeIndex."""
+    form = like if isinstance(like, DatetimeForm) else DatetimeForm.of(like)
+    null = np.asarray(null, dtype=bool)
+    ticks = np.where(null, 0, np.asarray(ticks, dtype=np.int64))
+    if form.kind == "datetime64":
+        dtype = pd.api.types.pandas_dtype(form.dtype)
+        target = getattr(dtype, "unit", None) or np.datetime_data(dtype)[0]
+        raw = _rescale(ticks, null, unit, target)
+        raw = np.where(null, _NAT, raw).view(f"datetime64[{target}]")
+        out = pd.Series(raw)
+        tz = getattr(dtype, "tz", None)
+        if tz is not None:
+            out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
+        return out.astype(dtype)
+    if form.kind == "date":
+        days = np.floor_divide(ticks, TICKS_PER_SECOND[unit] * 86_400)
+        values = np.where(null, _NAT, days).view("datetime64[D]").astype(object)
+        values[null] = None
+        out = pd.Series(values, dtype=object)
+        return out if form.dtype == "object" else out.astype(pd.api.types.pandas_dtype(form.dtype))
+    stamps = pd.Series(np.where(null, _NAT, _rescale(ticks, null, unit, "us")).view("datetime64[us]"))
+    if form.kind == "text":
+        layout = fmt or _TEXT_DEFAULT_FORMAT
+        if _utc_format(layout):
+            stamps = stamps.dt.tz_localize("UTC")
+        values = stamps.dt.strftime(layout).to_numpy(dtype=object).copy()
+    else:
+        if form.tz is not None:
+            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(form.tz)
+        values = stamps.to_numpy(dtype=object).copy()
+    values[null] = None
+    out = pd.Series(values, dtype=object)
+    if form.dtype not in ("object", "category"):
+        out = out.astype(pd.api.types.pandas_dtype(form.dtype))
+    elif form.dtype == "category":
+        out = out.astype("category")
+    return out
+
+
+def seconds_to_datetime_like(
+    values: np.ndarray, like: pd.Series | DatetimeForm, fmt: str | None = None
+) -> pd.Series:
+    """Inverse of :func:`datetime_seconds`: float seconds since the epoch (``NaN`` = null) back in
+    the form of ``like`` (see :func:`ticks_to_datetime_like`), rounded to the nearest tick of
+    the target unit (``datetime64``: its own; dates: floored to the day)."""
+    form = like if isinstance(like, DatetimeForm) else DatetimeForm.of(like)
+    values = np.asarray(values, dtype=np.float64)
+    null = ~np.isfinite(values)
+    unit = "us"
+    if form.kind == "datetime64":
+        dtype = pd.api.types.pandas_dtype(form.dtype)
+        unit = getattr(dtype, "unit", None) or np.datetime_data(dtype)[0]
+    per = TICKS_PER_SECOND[unit]
+    safe = np.where(null, 0.0, values)
+    whole = np.floor(safe)
+    if len(whole) and np.abs(whole).max() >= np.iinfo(np.int64).max // per - 1:
+        raise pd.errors.OutOfBoundsDatetime(f"seconds do not fit in unit {unit!r}")
+    ticks = whole.astype(np.int64) * per + np.rint((safe - whole) * per).astype(np.int64)
+    return ticks_to_datetime_like(ticks, null, unit, form, fmt)

@@ -28,7 +28,6 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from validation.columns import PreparedTables
-from validation.schema import ColumnKind
 
 # ----------------------------------------------------------------------------------------------
 # Column shapes
@@ -339,7 +338,3 @@ def evaluate_fidelity(
     if target_column:
         res.tstr = train_synthetic_test_real(prep, target_column, max_rows=tstr_max_rows, seed=seed)
     return res
-
-
-def is_datetime(prep: PreparedTables, name: str) -> bool:
-    return prep.kinds.get(name) == ColumnKind.DATETIME

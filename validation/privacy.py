@@ -260,9 +260,11 @@ def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
     return share("synthetic"), share("holdout")
 
 
-def _value_set(series_list: list[pd.Series]) -> set[str]:
-    """Distinct non-empty values as trimmed, case-folded text (``1.0`` read from a CSV column
-    with nulls becomes ``"1"``, like the integer it was)."""
+def normalized_value_set(series_list: list[pd.Series]) -> set[str]:
+    """Distinct non-empty values of the columns as trimmed, case-folded text: the one rule the
+    gate's value-overlap check compares by, and that :mod:`validation.protect` must use for its
+    avoid-sets. A float column whose values are all whole (``1.0`` read from a CSV column with
+    nulls) is written as integers (``"1"``), like the integer column it was."""
     parts = []
     for s in series_list:
         u = pd.Series(s.dropna().unique())
@@ -300,13 +302,13 @@ def value_overlap(
 
     def synth_values(name: str) -> set[str]:
         if name not in synth_sets:
-            synth_sets[name] = _value_set([synthetic[name]])
+            synth_sets[name] = normalized_value_set([synthetic[name]])
         return synth_sets[name]
 
     for col in schema.columns:
         if col.kind not in kinds or not all(col.name in t.columns for t in real_tables):
             continue
-        real = _value_set([t[col.name] for t in real_tables])
+        real = normalized_value_set([t[col.name] for t in real_tables])
         hits: set[str] = set()
         if col.name in synthetic.columns:
             hits |= real & synth_values(col.name)

@@ -199,8 +199,8 @@ def plot_marginals(prep, shapes: dict[str, dict[str, float]], min_label_count: i
             real, syn = prep.num["train"][:, i], prep.num["synthetic"][:, i]
             r, s = real[~np.isnan(real)], syn[~np.isnan(syn)]
             is_dt = prep.kinds.get(name) == ColumnKind.DATETIME
-            if is_dt:  # matplotlib dates are days since the epoch
-                r, s = r / 86_400e9, s / 86_400e9
+            if is_dt:  # prepared datetimes are epoch seconds; matplotlib dates are epoch days
+                r, s = r / 86_400.0, s / 86_400.0
             both = np.concatenate([r, s])
             if len(both):
                 lo, hi = np.percentile(both, [0.5, 99.5])

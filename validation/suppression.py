@@ -7,6 +7,11 @@ removed from the train split first (both on by default):
   per-category noise) is replaced by one pooled token, so no generator can reproduce it.
 * Numeric extremes: values beyond noisy inner quantiles (about the 0.5% / 99.5% levels) are
   clipped to those quantiles, so the largest income or the oldest patient is never modelled.
+  Datetimes are clipped whatever their form (``datetime64``, ``date`` objects, text), and keep it.
+
+pandas ``category`` columns keep their dtype: the categories absent from the split and the pooled
+ones leave the dtype, the token joins it. A column a protection cannot handle is listed, with the
+reason, in ``summary["skipped"]``.
 
 The noise only ever *raises* the rare threshold, so every category with fewer than ``rare_k``
 rows is always pooled (the gate's rare-record check uses the same ``k``); it hides exactly where
@@ -25,7 +30,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from validation.schema import CategoryCount, ColumnKind, TableSchema
+from validation.columns import DatetimeForm, datetime_ticks
+from validation.schema import CategoryCount, ColumnKind, ColumnSchema, TableSchema
 
 
 class SuppressionConfig(BaseModel):
@@ -62,7 +68,8 @@ def suppress(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The protected copy of ``train`` and a publishable summary of what was changed.
 
-    ``train`` is not modified. The same seed, table and config give the same output.
+    ``train`` is not modified. The same seed, table and config give the same output. Columns a
+    protection applies to but cannot handle are listed in ``summary["skipped"]`` with the reason.
     """
     config = config or SuppressionConfig()
     out = train.copy()
@@ -84,88 +91,186 @@ def suppress(
                 # pooling would put a string into a non-string column and change its Arrow type
                 summary["skipped"][col.name] = "rare pooling needs string values"
                 continue
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                # a pandas category column (e.g. from Parquet written from pandas) lists every
+                # category of the whole table in its dtype, also values absent from this split
+                s = s.cat.remove_unused_categories()
+                out[col.name] = s
             counts = s.value_counts(dropna=True)
+            counts = counts[counts > 0]
             thresholds = config.rare_k + rng.integers(0, config.rare_k_noise + 1, len(counts))
             rare = counts.index[counts.to_numpy() < thresholds]
             if len(rare):
                 mask = s.isin(rare)
-                out[col.name] = s.where(~mask, config.rare_token)
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    if config.rare_token not in s.cat.categories:
+                        s = s.cat.add_categories([config.rare_token])
+                    pooled = s.where(~mask, config.rare_token).cat.remove_categories(list(rare))
+                else:
+                    pooled = s.where(~mask, config.rare_token)
+                out[col.name] = pooled
                 summary["rare_categories"][col.name] = {
                     "token": config.rare_token,
                     "categories_pooled": int(len(rare)),
                     "rows_pooled": int(mask.sum()),
                 }
         elif col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME) and config.clip_numeric:
-            clipped = _clip(s, col.kind, config, rng)
-            if clipped is not None:
+            clipped = _clip(s, col, config, rng)
+            if isinstance(clipped, str):
+                summary["skipped"][col.name] = clipped
+            elif clipped is not None:
                 out[col.name], info = clipped
                 summary["clipped"][col.name] = info
+                if info.get("rows_unparsed"):
+                    summary["skipped"][col.name] = (
+                        f"{info['rows_unparsed']} datetime values do not parse and are left as they are")
     return out, summary
 
 
-def _clip(s: pd.Series, kind: ColumnKind, config: SuppressionConfig, rng: np.random.Generator):
-    """Clip ``s`` to noisy inner quantiles; None when nothing is clipped."""
+def _datetime_tz(s: pd.Series, col: ColumnSchema) -> Any:
+    """The time zone ISO bounds of a datetime column are written in (None: naive)."""
+    tz = getattr(s.dtype, "tz", None)
+    if tz is not None:
+        return tz
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        form = DatetimeForm.of(s)
+        if (form.kind == "text" and col.datetime_format and (
+                col.datetime_format.endswith("Z") or "%z" in col.datetime_format)) or form.tz:
+            return "UTC"
+    return None
+
+
+def _iso(tick: int, unit: str, tz: Any) -> str:
+    """ISO text of one datetime tick (as the profile writes ``min``/``max``), any year 1..9999."""
+    ts = pd.Timestamp(np.datetime64(int(tick), unit))
+    if tz is not None:
+        ts = ts.tz_localize("UTC").tz_convert(tz)
+    return ts.isoformat()
+
+
+def _clip(s: pd.Series, col: ColumnSchema, config: SuppressionConfig, rng: np.random.Generator):
+    """Clip ``s`` to noisy inner quantiles: ``(clipped, info)``, None when nothing is clipped, or
+    the reason (a string) when the column cannot be clipped.
+
+    Datetimes in any form (``datetime64`` of any unit and tz, ``date`` objects, text in the
+    profile's format) are compared as exact ticks (:func:`validation.columns.datetime_ticks`);
+    values beyond a bound are replaced by the bound *as the column stores it* (the order
+    statistic's own cell), so the column keeps its dtype and text format.
+    """
+    kind = col.kind
     if kind == ColumnKind.DATETIME:
-        if not pd.api.types.is_datetime64_any_dtype(s):
-            return None  # datetimes stored as text would need re-formatting; left as they are
-        ts = s.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(s.dtype, "tz", None) else s
-        values = ts.astype("datetime64[ns]").to_numpy().astype("int64").astype("float64")
-        values[s.isna().to_numpy()] = np.nan
+        try:
+            values, null, unit = datetime_ticks(s, col.datetime_format)
+        except (TypeError, ValueError) as exc:
+            return f"datetime values could not be read: {type(exc).__name__}"
+        unparsed = int((null & s.notna().to_numpy()).sum())
     else:
+        unparsed = 0
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            return None
+            return f"clipping needs a numeric column, not {s.dtype}"
         values = s.to_numpy(dtype="float64", na_value=np.nan)
-    finite = np.sort(values[~np.isnan(values)])
+        null = np.isnan(values)
+    finite = np.sort(values[~null])
     n = len(finite)
+    unparsed_reason = f"{unparsed} datetime values do not parse and are left as they are"
     if n == 0:
-        return None
+        return unparsed_reason if unparsed else None
     floor = config.min_tail_rows / n
     lo_level = max(config.clip_quantile * (1 + rng.uniform(-config.clip_jitter, config.clip_jitter)), floor)
     hi_level = max(config.clip_quantile * (1 + rng.uniform(-config.clip_jitter, config.clip_jitter)), floor)
     if lo_level >= 0.5 or hi_level >= 0.5:
-        return None  # too few rows to clip anything meaningful
+        return unparsed_reason if unparsed else None  # too few rows to clip anything meaningful
     # order statistics (real values), never interpolated ones
     lo = finite[int(np.floor(lo_level * n))]
     hi = finite[min(int(np.ceil((1 - hi_level) * n)) - 1, n - 1)]
-    n_low = int((finite < lo).sum())
-    n_high = int((finite > hi).sum())
+    low_mask = ~null & (values < lo)
+    high_mask = ~null & (values > hi)
+    n_low, n_high = int(low_mask.sum()), int(high_mask.sum())
     if n_low == 0 and n_high == 0:
-        return None
+        return unparsed_reason if unparsed else None
     if kind == ColumnKind.DATETIME:
-        tz = getattr(s.dtype, "tz", None)
-        lo_ts, hi_ts = pd.Timestamp(int(lo)), pd.Timestamp(int(hi))
-        if tz is not None:
-            lo_ts, hi_ts = lo_ts.tz_localize("UTC").tz_convert(tz), hi_ts.tz_localize("UTC").tz_convert(tz)
-        new = s.clip(lower=lo_ts, upper=hi_ts)
-        info = {"low": lo_ts.isoformat(), "high": hi_ts.isoformat()}
+        # the bound cells themselves: same dtype, unit, tz, date object or text format
+        lo_cell = s.iloc[int(np.flatnonzero(~null & (values == lo))[0])]
+        hi_cell = s.iloc[int(np.flatnonzero(~null & (values == hi))[0])]
+        new = s.mask(pd.Series(low_mask, index=s.index), lo_cell).mask(pd.Series(high_mask, index=s.index), hi_cell)
+        if new.dtype != s.dtype:
+            new = new.astype(s.dtype)
+        tz = _datetime_tz(s, col)
+        info = {"low": _iso(lo, unit, tz), "high": _iso(hi, unit, tz)}
     else:
         new = s.clip(lower=lo, upper=hi).astype(s.dtype)
         as_py = (lambda v: int(v)) if pd.api.types.is_integer_dtype(s) else (lambda v: float(v))
         info = {"low": as_py(lo), "high": as_py(hi)}
     info.update({"rows_low": n_low, "rows_high": n_high})
+    if unparsed:
+        info["rows_unparsed"] = unparsed
     return new, info
 
 
-def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_train: pd.DataFrame) -> TableSchema:
-    """The schema the release must follow after :func:`suppress`.
+def _category_counts(s: pd.Series) -> list[CategoryCount]:
+    """Value frequencies, most frequent first, as the profile lists them (zero counts dropped)."""
+    counts = s.value_counts(dropna=True, sort=True)
+    out = []
+    for v, c in counts.items():
+        if int(c) == 0:
+            continue  # an unused category of a pandas category dtype
+        v = v.item() if hasattr(v, "item") else v
+        out.append(CategoryCount(value=v, count=int(c)))
+    return out
 
-    Pooled categories disappear from the category lists and the pooled token appears (counts
-    taken from ``protected_train``, the output of :func:`suppress`); numeric ranges shrink to
-    the clip bounds. Publish this schema, not the raw profile: the raw profile lists every rare
-    category by name. Run the gate's schema expectations against it too, since a generator
-    trained on the protected split produces the token and stays inside the clip bounds.
+
+def _range(s: pd.Series, col: ColumnSchema) -> tuple[Any, Any] | None:
+    """min and max of ``s`` in the schema's field types (floats, or ISO text for datetimes)."""
+    if col.kind == ColumnKind.DATETIME:
+        try:
+            ticks, null, unit = datetime_ticks(s, col.datetime_format)
+        except (TypeError, ValueError):
+            return None
+        present = ticks[~null]
+        if not len(present):
+            return None
+        tz = _datetime_tz(s, col)
+        return _iso(present.min(), unit, tz), _iso(present.max(), unit, tz)
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return None
+    values = s.to_numpy(dtype="float64", na_value=np.nan)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return None
+    return float(values.min()), float(values.max())
+
+
+def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_train: pd.DataFrame) -> TableSchema:
+    """The schema the release must follow after :func:`suppress`, built from what the generator saw.
+
+    The raw profile describes the whole source table: its category lists name every value of
+    every split (rare ones included) and its ranges reach the real extremes. So the category
+    list (values and counts) of every modeled categorical or boolean column is rebuilt from
+    ``protected_train`` (the output of :func:`suppress`: pooled values are gone, the pooled token
+    is there). When clipping ran, the range of every modeled numeric or datetime column is
+    rebuilt from ``protected_train`` too: the clip bounds where it clipped, else the train split's
+    own extremes (the raw profile's may be a holdout-only outlier). Publish this schema, not the
+    raw profile, and run the gate's schema expectations against it too, since a generator trained
+    on the protected split produces the token and stays inside the clip bounds.
     """
+    if len(protected_train) == 0:
+        return schema
+    config = summary.get("config", {})
+    clipping_ran = bool(config.get("enabled", True) and config.get("clip_numeric", True))
     columns = []
     for col in schema.columns:
-        rare = summary.get("rare_categories", {}).get(col.name)
-        clip = summary.get("clipped", {}).get(col.name)
         update: dict[str, Any] = {}
-        if rare is not None:
-            counts = protected_train[col.name].value_counts(dropna=True)
-            update["categories"] = [CategoryCount(value=v, count=int(c)) for v, c in counts.items()]
+        present = col.modeled and col.name in protected_train.columns
+        if present and col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+            update["categories"] = _category_counts(protected_train[col.name])
             update["n_unique"] = len(update["categories"])
-        if clip is not None:
-            low, high = clip["low"], clip["high"]
+        clip = summary.get("clipped", {}).get(col.name)
+        numeric = col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME)
+        bounds = _range(protected_train[col.name], col) if present and numeric and (clipping_ran or clip) else None
+        if bounds is None and clip is not None:
+            bounds = clip["low"], clip["high"]
+        if bounds is not None:
+            low, high = bounds
             if col.kind == ColumnKind.FLOAT and col.decimals is not None:
                 # generators round floats to the profile's decimals: widen the bounds to that
                 # precision so a rounded bound value (28.7695 for 28.769499999999997) is inside
