@@ -140,3 +140,49 @@ def test_cli_check_rejects_a_bad_gate_config(tmp_path):
     config.write_text("max_dcr_share: 0.6\nmax_dcr_shares: 1\n")
     proc = _cli("check", "--real", "a.csv", "--holdout", "b.csv", "--synthetic", "c.csv", "--config", str(config))
     assert proc.returncode == 2 and "max_dcr_shares" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_flow_on_a_table_of_every_supported_type(prefect_server, tmp_path):
+    """bool, date32, tz-aware timestamps, decimals, ints with nulls, an all-null column, a
+    pandas category column and a time-of-day column, from Parquet, end to end."""
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+    import pyarrow as pa
+
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    n = 600
+    rng = np.random.default_rng(0)
+    start = dt.date(2020, 1, 1)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "email": [f"user{i}@mail.example" for i in range(n)],
+            "active": rng.random(n) < 0.3,
+            "signup": [start + dt.timedelta(days=int(d)) for d in rng.integers(0, 900, n)],
+            "seen_at": pd.to_datetime("2021-01-01", utc=True) + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+            "balance": [decimal.Decimal(f"{v:.2f}") for v in rng.gamma(2.0, 300.0, n)],
+            "visits": pd.array([int(v) if v % 7 else None for v in rng.integers(0, 40, n)], dtype="Int64"),
+            "unused": [None] * n,
+            "tier": pd.Categorical(rng.choice(["gold", "silver", "bronze", "tin"], n, p=[0.2, 0.3, 0.496, 0.004])),
+            "at": [dt.time(int(h), 0) for h in rng.integers(0, 24, n)],
+        }
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("balance"), "balance", table.column("balance").cast(pa.decimal128(12, 2)))
+    table = table.set_column(table.schema.get_field_index("unused"), "unused", pa.nulls(n, pa.string()))
+    source = tmp_path / "customers.parquet"
+    pq.write_table(table, source)
+
+    result = synthesize(SynthesizeParams(source=str(source), out=str(tmp_path / "out"), seed=3))
+    assert result.passed, result.failures
+    released = pq.read_table(Path(result.release_path) / "data")
+    expected = table.schema.remove_metadata()
+    expected = expected.remove(expected.get_field_index("at"))  # times of day are not modelled
+    assert released.schema.remove_metadata() == expected
+    out = released.to_pandas()
+    assert out["unused"].isna().all()
+    assert not set(out["email"]) & set(frame["email"]) and not set(out["customer_id"]) & set(frame["customer_id"])
+    assert set(out["tier"].dropna()) <= {"gold", "silver", "bronze", "__rare__"}
