@@ -30,6 +30,8 @@ MAX_MARGINAL_PLOTS = 24
 _REAL = "#1f77b4"
 _SYN = "#ff7f0e"
 _HOLD = "#2ca02c"
+# matplotlib draws dates of years 1..9999 only: epoch days of 0001-01-02 and 9999-12-01
+_MPL_FIRST_DAY, _MPL_LAST_DAY = -719_161.0, 2_932_866.0
 
 # ----------------------------------------------------------------------------------------------
 # Figures and text shared by all outputs
@@ -199,8 +201,10 @@ def plot_marginals(prep, shapes: dict[str, dict[str, float]], min_label_count: i
             real, syn = prep.num["train"][:, i], prep.num["synthetic"][:, i]
             r, s = real[~np.isnan(real)], syn[~np.isnan(syn)]
             is_dt = prep.kinds.get(name) == ColumnKind.DATETIME
-            if is_dt:  # prepared datetimes are epoch seconds; matplotlib dates are epoch days
-                r, s = r / 86_400.0, s / 86_400.0
+            if is_dt:  # prepared datetimes are epoch seconds; matplotlib dates are epoch days,
+                # within years 1..9999 (a 9999-12-31 sentinel plus axis margins would not be)
+                r = np.clip(r / 86_400.0, _MPL_FIRST_DAY, _MPL_LAST_DAY)
+                s = np.clip(s / 86_400.0, _MPL_FIRST_DAY, _MPL_LAST_DAY)
             both = np.concatenate([r, s])
             if len(both):
                 lo, hi = np.percentile(both, [0.5, 99.5])
@@ -216,7 +220,9 @@ def plot_marginals(prep, shapes: dict[str, dict[str, float]], min_label_count: i
                 ax.hist(np.clip(s, lo, hi), bins=bins, density=True, histtype="step", lw=1.6,
                         color=_SYN, label="synthetic")
             if is_dt:
-                ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=4))
+                if len(both):
+                    ax.set_xlim(lo, hi)
+                ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=4))
                 ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
             ax.set_yticks([])
             nulls = (np.isnan(real).mean(), np.isnan(syn).mean() if len(syn) else 0.0)
