@@ -16,6 +16,7 @@ from typing import Callable
 import pandas as pd
 import pyarrow as pa
 
+from tasks.storage import arrow_to_frame
 from validation.errors import InputError
 from validation.gate import GateConfig, jsonable, run_gate
 from validation.profile import MIN_ROWS, profile_table
@@ -24,8 +25,7 @@ DEFAULT_REPORT_DIR = Path("synthpipe-check-report")
 
 
 def _read(path: str | Path, role: str) -> pa.Table:
-    from tasks.storage import arrow_to_frame
-from tasks.sources import read_table_file
+    from tasks.sources import read_table_file
 
     p = Path(path)
     if not p.exists():
