@@ -134,3 +134,13 @@ def test_overriding_the_kind_brings_that_kinds_protection(tmp_path):
     path.write_text("columns:\n- name: manufacturer\n  kind: pii\n  pii_type: person_name\n")
     col = schema.apply_overrides(path).column("manufacturer")
     assert col.protection == Protection.FAKE and col.fill == Protection.FAKE and not col.modeled
+
+
+def test_sentinel_dates_are_profiled_exactly():
+    import datetime as dt
+
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(99)] + [dt.date(9999, 12, 31)]
+    stamps = pd.Series(pd.to_datetime(["2021-05-01"] * 99 + ["2021-05-02"]).as_unit("us")).dt.tz_localize("UTC")
+    schema = profile_table(pd.DataFrame({"d": dates, "t": stamps}), "sentinels")
+    assert schema.column("d").kind == ColumnKind.DATETIME and schema.column("d").max == "9999-12-31T00:00:00"
+    assert schema.column("t").min == "2021-05-01T00:00:00+00:00"

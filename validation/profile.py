@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from validation.columns import datetime_ticks
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -110,8 +111,7 @@ def _detect_kind(
     if pa.types.is_boolean(arrow_type) or pd.api.types.is_bool_dtype(non_null):
         return ColumnKind.BOOLEAN, {"categories": _category_counts(non_null)}
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type) or pd.api.types.is_datetime64_any_dtype(non_null):
-        ts = pd.to_datetime(non_null)
-        return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat()}
+        return ColumnKind.DATETIME, _datetime_range(non_null)
     unique_ratio = n_unique / len(non_null)
     pii = _pii_by_name(name)
     if pii is not None:  # by name first: a phone or national-id column may hold plain numbers
@@ -129,8 +129,7 @@ def _detect_kind(
     # Dates before content-based PII: "2020-01-05" also looks like a phone number.
     fmt = _datetime_format(sample)
     if fmt is not None:
-        ts = pd.to_datetime(values, format=fmt, utc=fmt.endswith("Z") or "%z" in fmt)
-        return ColumnKind.DATETIME, {"min": ts.min().isoformat(), "max": ts.max().isoformat(), "datetime_format": fmt}
+        return ColumnKind.DATETIME, _datetime_range(values, fmt) | {"datetime_format": fmt}
     pii = _pii_by_content(sample)
     if pii is not None:
         return ColumnKind.PII, {"pii_type": pii}
@@ -155,6 +154,18 @@ def _kind_from_arrow(arrow_type: pa.DataType) -> ColumnKind:
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         return ColumnKind.DATETIME
     return ColumnKind.CATEGORICAL
+
+
+def _datetime_range(values: pd.Series, fmt: str | None = None) -> dict:
+    """ISO min and max, exact for any unit and for sentinels such as 9999-12-31."""
+    ticks, null, unit = datetime_ticks(values, fmt)
+    ticks = ticks[~null]
+    if not len(ticks):
+        return {}
+    aware = isinstance(values.dtype, pd.DatetimeTZDtype) or (fmt is not None and (fmt.endswith("Z") or "%z" in fmt))
+    suffix = "+00:00" if aware else ""
+    iso = lambda t: np.datetime_as_string(np.datetime64(int(t), unit), unit="s") + suffix  # noqa: E731
+    return {"min": iso(ticks.min()), "max": iso(ticks.max())}
 
 
 def _numeric_range(values: pd.Series) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from validation.privacy import normalized_value_set
 from validation.schema import ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
 
 
@@ -31,10 +32,7 @@ def real_values(table: pd.DataFrame, schema: TableSchema) -> dict[str, set]:
     out = {}
     for col in schema.columns:
         if col.fill is not None and col.name in table:
-            values = table[col.name].dropna()
-            if pd.api.types.is_float_dtype(values) and bool((values == values.round()).all()):
-                values = values.astype("int64")  # ids read as float because of nulls
-            out[col.name] = {normalized(v) for v in values.unique().tolist()}
+            out[col.name] = normalized_value_set([table[col.name]])  # the gate's own rule
     return out
 
 
