@@ -421,6 +421,13 @@ def test_only_transient_io_errors_are_retried():
         assert not is_transient(exc), exc
 
 
+def _in_a_flow(task, *args):
+    """Run ``task`` as the pipeline does: inside a flow run (its logs have a run to go to)."""
+    from prefect import flow
+
+    return flow(name="publish-test")(lambda: task(*args))()
+
+
 def _publish_inputs(tmp_path):
     from tasks.steps import write_text
     from tasks.storage import write_frame
@@ -447,7 +454,7 @@ def test_publish_retries_io_errors_and_a_retry_finds_its_own_release(prefect_ser
         real_move(dataset_dir, release_id)
 
     monkeypatch.setattr(release, "move_latest", flaky_move)
-    path = steps.publish(str(tmp_path / "out"), "planes", synthetic, schema, gate, {"x": 1}, "20240101T000000Z-abcdef", report)
+    path = _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {"x": 1}, "20240101T000000Z-abcdef", report)
     assert Path(path) == tmp_path / "out" / "planes" / "20240101T000000Z-abcdef" and len(calls) == 2
     assert (tmp_path / "out" / "planes" / "LATEST").read_text().strip() == "20240101T000000Z-abcdef"
     assert (Path(path) / "report.html").read_text() == "<html>report</html>"
@@ -467,7 +474,7 @@ def test_publish_does_not_retry_a_deterministic_error(prefect_server, tmp_path, 
 
     monkeypatch.setattr(release, "to_release_arrow", bad_cast)
     with pytest.raises(ValueError, match="cannot be cast"):
-        steps.publish(str(tmp_path / "out"), "planes", synthetic, schema, gate, {}, "20240101T000000Z-abcdef", report)
+        _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {}, "20240101T000000Z-abcdef", report)
     assert len(calls) == 1
 
 
