@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from bench.datasets import TABLES, load_table
-from bench.measures import dcr_share, measured, quality
+from bench.measures import dcr_share, measured, quality, write_results
 from generators.diffusion import DiffusionConfig, DiffusionGenerator
 from validation.split import split_train_holdout
 
@@ -135,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             big.append(table_big)
     meta["load_after"] = [round(x, 1) for x in os.getloadavg()]
     result = {"meta": meta, "rows": rows, "big": big}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "diffusion_steps.json").write_text(json.dumps(result, indent=2, default=str))
-    markdown = to_markdown(result)
-    (args.out / "diffusion_steps.md").write_text(markdown)
-    print(markdown)
+    print(write_results(args.out, "diffusion_steps", result, to_markdown))
     return 0
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import threading
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -129,3 +131,12 @@ def dcr_share(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFram
     prep = prepare_tables({"train": train, "holdout": holdout, "synthetic": synthetic}, schema)
     result = distance_metrics(encode(prep), seed=seed)
     return float(result.metrics["dcr_share"])
+
+
+def write_results(out: Path, stem: str, result: dict, to_markdown: Callable[[dict], str]) -> str:
+    """Write ``<stem>.json`` and ``<stem>.md`` into ``out``; returns the Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str))
+    markdown = to_markdown(result)
+    (out / f"{stem}.md").write_text(markdown)
+    return markdown

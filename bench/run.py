@@ -27,7 +27,7 @@ import torch
 
 from bench.contenders import EPOCH_FAMILIES, SDV_NAMES, available_families, build
 from bench.datasets import TABLES, load_table, wide_categorical_table
-from bench.measures import dcr_share, measured, quality
+from bench.measures import dcr_share, measured, quality, write_results
 from validation.split import split_train_holdout
 
 RESULTS = Path(__file__).parent / "results"
@@ -267,11 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = run_scale(keep, args)
     meta["load_after"] = [round(x, 1) for x in os.getloadavg()]
     result = {"meta": meta, "rows": rows, "speedups": _speedups(rows), "scale": scale}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(result, indent=2, default=str))
-    markdown = to_markdown(result)
-    (args.out / "latest.md").write_text(markdown)
-    print(markdown)
+    print(write_results(args.out, "latest", result, to_markdown))
     return 0
 
 

@@ -38,3 +38,15 @@ def real_table(name: str, rows: int | None = None, seed: int = 0) -> tuple[pd.Da
         table = table.take(pa.array(idx))
     df = table.to_pandas()
     return df, profile_table(df, name, table.schema)
+
+
+def weather_csv(folder: Path, rows: int) -> Path:
+    """A seeded ``rows``-row slice of the weather table written as CSV into ``folder``.
+
+    Weather rows are continuous, so a replayed real row stands out against the holdout's own
+    match rate (planes rows repeat each other: there a copy is no more telling than the holdout).
+    """
+    df, _ = real_table("weather", rows=rows)
+    path = Path(folder) / "weather.csv"
+    df.to_csv(path, index=False)
+    return path

@@ -19,7 +19,7 @@ import yaml
 from flows import auto
 from flows.placement import effective_device, enter_checkout, generator_code_version, training_key
 from tests.leaky import install_copying_generator
-from tests.tables import nycflights_dir, real_table
+from tests.tables import nycflights_dir, real_table, weather_csv as write_weather_csv
 from validation.errors import ConfigError, GateFailedError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,12 +304,7 @@ def _install_copying_vae(monkeypatch):
 
 @pytest.fixture(scope="module")
 def weather_csv(tmp_path_factory) -> Path:
-    # continuous rows: a replayed real row stands out against the holdout's own match rate
-    # (planes rows repeat each other, so there a copy is no more telling than the holdout)
-    df, _ = real_table("weather", rows=3000)
-    path = tmp_path_factory.mktemp("src") / "weather.csv"
-    df.to_csv(path, index=False)
-    return path
+    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=3000)
 
 
 @pytest.mark.flow

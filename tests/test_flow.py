@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.leaky import install_copying_generator
-from tests.tables import nycflights_dir
+from tests.tables import nycflights_dir, weather_csv as write_weather_csv
 from validation.errors import GateFailedError
 
 pytestmark = pytest.mark.flow
@@ -52,12 +52,7 @@ def test_flow_publishes_a_release_with_the_source_schema(prefect_server, planes_
 
 @pytest.fixture(scope="module")
 def weather_csv(tmp_path_factory) -> Path:
-    from tests.tables import real_table
-
-    df, _ = real_table("weather", rows=3000)
-    path = tmp_path_factory.mktemp("src") / "weather.csv"
-    df.to_csv(path, index=False)
-    return path
+    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=3000)
 
 
 def test_gate_failure_quarantines_and_keeps_latest(prefect_server, weather_csv, tmp_path, monkeypatch):

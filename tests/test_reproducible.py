@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tables import real_table
+from tests.tables import weather_csv as write_weather_csv
 from validation.errors import GateFailedError
 
 pytestmark = pytest.mark.flow
@@ -20,10 +20,7 @@ pytestmark = pytest.mark.flow
 
 @pytest.fixture(scope="module")
 def weather_csv(tmp_path_factory) -> Path:
-    df, _ = real_table("weather", rows=1000)
-    path = tmp_path_factory.mktemp("src") / "weather.csv"
-    df.to_csv(path, index=False)
-    return path
+    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=1000)
 
 
 def _release(out: Path, **params) -> tuple[str, dict]:
