@@ -135,9 +135,9 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
 
     _quiet_prefect_console()
     start = time.perf_counter()
-    with _LiveProgress() as live:
+    with _LiveProgress():
         result = synthesize(params)
-    _print_result(result, time.perf_counter() - start, live.seconds)
+    _print_result(result, time.perf_counter() - start)
 
 
 class _LiveProgress:
@@ -148,7 +148,6 @@ class _LiveProgress:
 
         from tasks.progress import add_listener
 
-        self.seconds: dict[str, float] = {}
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False)
         self.tasks: dict[str, int] = {}
         self.progress.start()
@@ -177,7 +176,7 @@ class _LiveProgress:
         return False
 
 
-def _print_result(result, wall: float, _seconds) -> None:
+def _print_result(result, wall: float) -> None:
     table = Table(title=f"{result.dataset}: {'PASS' if result.passed else 'FAIL'}", show_header=True)
     table.add_column("step")
     table.add_column("seconds", justify="right")

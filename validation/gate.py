@@ -177,24 +177,6 @@ class GateResult:
         )
 
 
-def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One 64-bit hash per row over ``columns`` (nulls hash equal), for exact-match checks."""
-    return pd.util.hash_pandas_object(table[columns], index=False)
-
-
-def identical_match_share(candidate: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> float:
-    """Share of ``candidate`` rows equal, on ``columns``, to some row of ``reference``.
-
-    Compares raw values, so both tables need the same dtypes; the gate itself compares
-    canonical values (:func:`validation.privacy.identical_match_shares`).
-    """
-    if not columns or len(candidate) == 0:
-        return 0.0
-    ref = set(row_hashes(reference, columns).to_numpy().tolist())
-    hits = row_hashes(candidate, columns).isin(ref)
-    return float(hits.mean())
-
-
 def schema_checks(synthetic: pd.DataFrame, schema: TableSchema, expected_rows: int | None) -> tuple[list[CheckResult], dict]:
     """Run the Great Expectations suite generated from the profile; one check per expectation."""
     from validation.expectations import run_expectations
