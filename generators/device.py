@@ -20,3 +20,11 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     raise DeviceUnavailableError(f"unknown device {requested!r}: use auto, cpu or cuda")
+
+
+def sampling_device(requested: str) -> torch.device:
+    """Device for a loaded model: as saved, except that a model trained on a GPU worker and
+    loaded on a host without CUDA samples on the CPU (its weights are already learned)."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        requested = "auto"
+    return resolve_device(requested)

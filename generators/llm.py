@@ -55,7 +55,7 @@ from generators.constrained_decoding import (
     build_automaton,
     plan_value,
 )
-from generators.device import resolve_device
+from generators.device import resolve_device, sampling_device
 from generators.row_text import NULL_TEXT, ValueCodec, build_codec, serialize_row
 from generators.training import autocast, seeded, train_epochs
 from validation.errors import ConfigError, InputError
@@ -424,8 +424,7 @@ class LLMGenerator(Generator):
         gen.max_length = int(meta["max_length"])
         gen.loss_history = meta.get("loss_history", [])
         gen._build_automata()
-        wanted = "auto" if config.device == "cuda" and not torch.cuda.is_available() else config.device
-        gen.device = resolve_device(wanted)
+        gen.device = sampling_device(config.device)
         gen.model = AutoModelForCausalLM.from_pretrained(
             directory / MODEL_DIR, local_files_only=True, trust_remote_code=False, use_safetensors=True
         ).to(gen.device).eval()

@@ -28,7 +28,7 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
-from generators.device import resolve_device
+from generators.device import resolve_device, sampling_device
 from generators.encoder import TabularEncoder
 from validation.errors import InputError
 from validation.schema import TableSchema
@@ -264,8 +264,7 @@ class TorchGenerator(Generator):
         gen = cls(config)  # type: ignore[arg-type]
         gen.schema, gen.encoder = schema, encoder
         gen.loss_history = meta.get("loss_history", [])
-        wanted = "auto" if config.device == "cuda" and not torch.cuda.is_available() else config.device
-        gen.device = resolve_device(wanted)
+        gen.device = sampling_device(config.device)
         gen._build(meta.get("state", {}))
         for name, module in gen._modules().items():
             module.load_state_dict(module_state(tensors, name))
