@@ -150,7 +150,7 @@ class DiffusionGenerator(TorchGenerator):
         model.train()
 
         def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-            loss, parts = model.loss(x_num[idx], x_cat[idx], autocast=lambda: autocast(self.device))
+            loss, parts = model.loss(x_num[idx], x_cat[idx], autocast=lambda: autocast(self.device, self.amp_dtype))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

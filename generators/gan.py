@@ -3,14 +3,23 @@
 The CTGAN pieces, done in bulk on tensors:
 
 * conditional vector — one one-hot slot per category of every categorical block (null
-  indicators included); each training row conditions on one block, chosen uniformly;
+  indicators included); each training row conditions on one block, chosen uniformly. The
+  networks read a condition as a lookup of weight rows (:class:`_CondLinear`), which is exactly a
+  linear layer over the one-hot vector without multiplying its zeros;
 * training-by-sampling — the conditioned category is drawn with probability proportional to
   log(1 + frequency), and the real row shown to the critic is drawn among the rows that have that
-  category (per-block row orderings with offsets, so a batch is a few gathers, not a Python loop);
-* WGAN-GP — critic loss E[D(fake)] - E[D(real)] plus a gradient penalty (lambda 10);
+  category (rows sorted by slot, so a batch is a few gathers, not a Python loop);
+* WGAN-GP — critic loss E[D(fake)] - E[D(real)] plus a gradient penalty (lambda 10). Real and
+  fake rows share their conditions, so the penalty interpolates rows, not conditions (CTGAN
+  pairs real rows with shuffled conditions and interpolates those too);
 * PacGAN — the critic sees ``pac`` rows concatenated, which discourages mode collapse;
 * the generator is trained with the critic's score plus the cross-entropy of the conditioned
   block against the condition, so it honours the condition.
+
+Speed on a CPU comes from the model column order (:class:`generators.layout.ModelLayout`: one
+batched op per group of equal categorical blocks), one critic pass over real and fake rows, no
+critic weight gradients in the generator step, and the cheaper random draws of
+:mod:`generators.layout` and :class:`_Dropout`.
 
 Sampling conditions on a uniformly chosen block and a category drawn from the real frequencies,
 as CTGAN does, which reproduces the marginals rather than the log-flattened training ones.
@@ -23,7 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from generators.base import ProgressCallback
-from generators.training import TorchConfig, TorchGenerator, autocast, span_groups, train_epochs
+from generators.layout import ModelLayout
+from generators.training import TorchConfig, TorchGenerator, adam, autocast, frozen, train_epochs
 
 
 class GANConfig(TorchConfig):
@@ -50,51 +60,102 @@ class GANConfig(TorchConfig):
         return self
 
 
-class _Residual(nn.Module):
-    """CTGAN's generator block: Linear-BN-ReLU, output concatenated to the input."""
+class _CondLinear(nn.Module):
+    """``Linear`` over ``[dense input, one-hot conditions]``, with the one-hot part read as a
+    lookup of weight rows instead of a product with a mostly-zero matrix.
 
-    def __init__(self, i: int, o: int) -> None:
+    ``slots``: (n, k) condition slots, ``k`` one-hot vectors of ``cond_dim`` per input row (one for
+    the generator, ``pac`` for the critic's packed rows, each with its own weights, exactly as a
+    Linear over the concatenation would have). On a table with wide categorical columns the
+    conditions are half of every layer's input, so this halves the networks' work.
+    """
+
+    def __init__(self, dense_in: int, cond_dim: int, k: int, out: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(i, o)
-        self.bn = nn.BatchNorm1d(o)
+        self.dense = nn.Linear(dense_in, out)
+        self.cond_dim = cond_dim
+        self.cond = nn.Embedding(k * cond_dim, out) if cond_dim else None
+        bound = (dense_in + k * cond_dim) ** -0.5  # nn.Linear's init over the whole input width
+        for weight in [self.dense.weight, self.dense.bias, *([self.cond.weight] if self.cond is not None else [])]:
+            nn.init.uniform_(weight, -bound, bound)
+        if self.cond is not None:
+            self.register_buffer("shift", torch.arange(k) * cond_dim, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+    def forward(self, x: torch.Tensor, slots: torch.Tensor | None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.dense(x)
+        if cond is not None and self.cond is not None:
+            return y + (cond @ self.cond.weight.to(cond.dtype)).to(y.dtype)
+        if self.cond is None or slots is None:
+            return y
+        return y + self.cond(slots + self.shift).sum(1).to(y.dtype)
 
 
 class _Generator(nn.Module):
-    def __init__(self, noise_dim: int, dims: list[int], width: int) -> None:
+    """CTGAN's residual generator: each block is Linear-BN-ReLU with its output concatenated to
+    its input; the conditions enter every layer (through :class:`_CondLinear`)."""
+
+    def __init__(self, noise_dim: int, cond_dim: int, dims: list[int], width: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        self.fcs = nn.ModuleList()
+        self.bns = nn.ModuleList()
         size = noise_dim
         for d in dims:
-            layers.append(_Residual(size, d))
+            self.fcs.append(_CondLinear(size, cond_dim, 1, d))
+            self.bns.append(nn.BatchNorm1d(d))
             size += d
-        layers.append(nn.Linear(size, width))
-        self.net = nn.Sequential(*layers)
+        self.out = _CondLinear(size, cond_dim, 1, width)
+
+    def forward(self, z: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+        slots = slot[:, None] if slot is not None else None
+        h = z
+        for fc, bn in zip(self.fcs, self.bns):
+            h = torch.cat([F.relu(bn(fc(h, slots))), h], dim=1)
+        return self.out(h, slots)
+
+
+class _Dropout(nn.Module):
+    """Inverted dropout from one uniform draw: a CPU Bernoulli draw costs several times more."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
 class _Critic(nn.Module):
-    def __init__(self, input_dim: int, dims: list[int], pac: int) -> None:
+    """CTGAN's PacGAN critic: ``pac`` rows and their conditions judged together."""
+
+    def __init__(self, width: int, cond_dim: int, dims: list[int], pac: int) -> None:
         super().__init__()
         self.pac = pac
+        first = dims[0] if dims else 1
+        self.first = _CondLinear(width * pac, cond_dim, pac, first)
         layers: list[nn.Module] = []
-        size = input_dim * pac
-        for d in dims:
-            layers += [nn.Linear(size, d), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
-            size = d
-        layers.append(nn.Linear(size, 1))
-        self.net = nn.Sequential(*layers)
+        if dims:
+            layers += [nn.LeakyReLU(0.2), _Dropout(0.5)]
+            for a, b in zip(dims[:-1], dims[1:]):
+                layers += [nn.Linear(a, b), nn.LeakyReLU(0.2), _Dropout(0.5)]
+            layers.append(nn.Linear(dims[-1], 1))
+        self.rest = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.reshape(-1, x.shape[1] * self.pac))
+    def forward(self, x: torch.Tensor, slot: torch.Tensor | None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        packed = x.reshape(-1, x.shape[1] * self.pac)
+        slots = slot.reshape(-1, self.pac) if slot is not None else None
+        cond = cond.reshape(len(packed), -1) if cond is not None else None
+        return self.rest(self.first(packed, slots, cond))
 
 
 class _Conditions:
-    """Conditional vectors over the categorical blocks, drawn in bulk from category counts."""
+    """Conditional vectors over the categorical blocks, drawn in bulk from category counts.
+
+    Blocks are in the model's order (:class:`ModelLayout`), so a condition's one-hot slot is the
+    position of its category in the model-order one-hot part.
+    """
 
     def __init__(self, counts: list[list[int]], device: torch.device) -> None:
         self.n_blocks = len(counts)
@@ -109,38 +170,31 @@ class _Conditions:
         self._train_cdf = torch.cumsum(log_freq / log_freq.sum(1, keepdim=True), 1)
         self._real_cdf = torch.cumsum(padded / padded.sum(1, keepdim=True), 1)
 
-    def draw(self, size: int, log_frequency: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(condition one-hots, block per row, category per row): a uniform block, then a
-        category by log-frequency (training-by-sampling) or by real frequency (sampling)."""
+    def draw(self, size: int, log_frequency: bool) -> torch.Tensor:
+        """The condition slot of each of ``size`` rows: a uniform block, then a category by
+        log-frequency (training-by-sampling) or by real frequency (sampling)."""
         cdf = self._train_cdf if log_frequency else self._real_cdf
         device = cdf.device
         block = torch.randint(self.n_blocks, (size,), device=device)
         u = torch.rand(size, 1, device=device)
         cat = torch.minimum((cdf[block] < u).sum(1), self.widths[block] - 1)
-        cond = torch.zeros(size, self.dim, device=device)
-        cond[torch.arange(size, device=device), self.offsets[block] + cat] = 1.0
-        return cond, block, cat
+        return self.offsets[block] + cat
 
 
-class _RowsByCategory:
-    """Row indices grouped by category for every block: a real row per (block, category) is
-    one gather instead of CTGAN's per-row Python choice."""
+class _RowsBySlot:
+    """Row indices grouped by category for every block: a real row with a given condition slot
+    is one gather instead of CTGAN's per-row Python choice."""
 
-    def __init__(self, data: torch.Tensor, blocks: list[tuple[int, int]]) -> None:
-        max_w = max(e - s for s, e in blocks)
-        self.counts = torch.zeros(len(blocks), max_w, device=data.device)
-        orders = []
-        for b, (s, e) in enumerate(blocks):
-            codes = data[:, s:e].argmax(dim=1)
-            self.counts[b, : e - s] = torch.bincount(codes, minlength=e - s).float()
-            orders.append(torch.argsort(codes, stable=True))
-        self.orders = torch.stack(orders)  # (blocks, n): rows sorted by category
-        self.starts = torch.cumsum(self.counts, 1) - self.counts  # first position of a category
+    def __init__(self, slots: torch.Tensor, dim: int) -> None:
+        """``slots``: (n, blocks) condition slot of every row in every block."""
+        self.counts = torch.bincount(slots.flatten(), minlength=dim).float()
+        self.starts = torch.cumsum(self.counts, 0) - self.counts  # first position of each slot
+        self.rows_sorted = torch.argsort(slots.T.flatten(), stable=True) % len(slots)
 
-    def rows(self, block: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        count = self.counts[block, cat]
-        pos = (self.starts[block, cat] + torch.floor(torch.rand_like(count) * count)).long()
-        return self.orders[block, pos]
+    def rows(self, slot: torch.Tensor) -> torch.Tensor:
+        count = self.counts[slot]
+        pos = (self.starts[slot] + torch.floor(torch.rand_like(count) * count)).long()
+        return self.rows_sorted[pos]
 
 
 class GANGenerator(TorchGenerator):
@@ -154,13 +208,14 @@ class GANGenerator(TorchGenerator):
         assert self.encoder is not None
         cfg = self.config
         width = self.encoder.width
-        self._numeric, self._blocks = span_groups(self.encoder)
-        cond_dim = sum(e - s for s, e in self._blocks)
-        self.gen = _Generator(cfg.embedding_dim + cond_dim, cfg.generator_dims, width).to(self.device)
-        self.critic = _Critic(width + cond_dim, cfg.discriminator_dims, cfg.pac).to(self.device)
-        # category counts per block: they define the conditional vectors when training and sampling
+        # train in model column order: numeric dims first, one-hot blocks grouped by size
+        self.layout = ModelLayout(self.encoder.spans, width)
+        # category counts per block (model order): the conditional vectors when training and sampling
         self._block_counts: list[list[int]] = extra.get("block_counts", [])
         self._conditions = _Conditions(self._block_counts, self.device)
+        cond_dim = self._conditions.dim
+        self.gen = _Generator(cfg.embedding_dim, cond_dim, cfg.generator_dims, width).to(self.device)
+        self.critic = _Critic(width, cond_dim, cfg.discriminator_dims, cfg.pac).to(self.device)
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"generator": self.gen, "critic": self.critic}
@@ -169,91 +224,100 @@ class GANGenerator(TorchGenerator):
         return {"block_counts": self._block_counts}
 
     def _prepare(self, data: torch.Tensor) -> dict:
-        _, blocks = span_groups(self.encoder)  # type: ignore[arg-type]
-        return {"block_counts": [data[:, s:e].sum(0).round().long().tolist() for s, e in blocks]}
+        layout = ModelLayout(self.encoder.spans, self.encoder.width)  # type: ignore[union-attr]
+        onehot = layout.split(layout.to_model(data))[1]
+        counts = []
+        for group in layout.blocks.views(onehot):  # (n, count, size)
+            counts += group.sum(0).round().long().tolist()
+        return {"block_counts": counts}
 
     def _activate(self, raw: torch.Tensor, hard: bool = False) -> torch.Tensor:
         """Numeric dims as they are; categorical blocks through Gumbel-softmax."""
-        out = raw.clone()
-        for s, e in self._blocks:
-            out[:, s:e] = F.gumbel_softmax(raw[:, s:e].float(), tau=self.config.gumbel_tau, hard=hard).to(out.dtype)
-        return out
+        numeric, logits = self.layout.split(raw.float())
+        return torch.cat([numeric, self.layout.blocks.gumbel_softmax(logits, self.config.gumbel_tau, hard)], 1)
 
-    def _cond_loss(self, raw: torch.Tensor, block: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def _cond_loss(self, raw: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of each row's conditioned block against its condition."""
-        loss = raw.new_zeros(len(raw))
-        for b, (s, e) in enumerate(self._blocks):
-            rows = block == b
-            ce = F.cross_entropy(raw[:, s:e].float(), cat.clamp_max(e - s - 1), reduction="none")
-            loss = loss + ce * rows
-        return loss.mean()
+        log_p = self.layout.blocks.log_softmax(self.layout.split(raw.float())[1])
+        return -log_p.gather(1, slot[:, None]).mean()
 
-    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, slot_r, slot_f) -> torch.Tensor:
         pac = self.config.pac
         alpha = torch.rand(len(real) // pac, 1, 1, device=real.device)
-        alpha = alpha.repeat(1, pac, real.shape[1]).reshape(-1, real.shape[1])
-        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        score = self.critic(mixed)
-        grad = torch.autograd.grad(score.sum(), mixed, create_graph=True)[0]
-        norm = grad.reshape(-1, pac * real.shape[1]).norm(2, dim=1)
+        a_x = alpha.expand(-1, pac, real.shape[1]).reshape(-1, real.shape[1])
+        mixed = (a_x * real + (1 - a_x) * fake).requires_grad_(True)
+        if slot_r is None:
+            score = self.critic(mixed, None).float()
+            grad = torch.autograd.grad(score.sum(), mixed, create_graph=True)[0]
+            sq = grad.reshape(-1, pac * real.shape[1]).float().pow(2).sum(1)
+        else:
+            d = self._conditions.dim
+            c_r = F.one_hot(slot_r, d).float(); c_f = F.one_hot(slot_f, d).float()
+            a_c = alpha.expand(-1, pac, d).reshape(-1, d)
+            mixed_c = (a_c * c_r + (1 - a_c) * c_f).requires_grad_(True)
+            score = self.critic(mixed, None, mixed_c).float()
+            gx, gc = torch.autograd.grad(score.sum(), [mixed, mixed_c], create_graph=True)
+            sq = gx.reshape(-1, pac * real.shape[1]).float().pow(2).sum(1) + gc.reshape(-1, pac * d).float().pow(2).sum(1)
+        norm = sq.sqrt()
         return ((norm - 1) ** 2).mean() * self.config.gradient_penalty
 
     def _train(self, data: torch.Tensor, progress: ProgressCallback) -> list[dict[str, float]]:
         cfg = self.config
         self.gen.train()
         self.critic.train()
+        data = self.layout.to_model(data)
         conditions = self._conditions
         has_cond = conditions.n_blocks > 0
-        rows_by_cat = _RowsByCategory(data, self._blocks) if has_cond else None
-        opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.learning_rate, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
-        opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
+        if has_cond:
+            slots = self.layout.blocks.indices(self.layout.split(data)[1])  # (n, blocks)
+            rows_by_slot = _RowsBySlot(slots, conditions.dim)
+        opt_g = adam(self.gen.parameters(), self.device, lr=cfg.learning_rate, betas=(0.5, 0.9),
+                     weight_decay=cfg.weight_decay)
+        opt_d = adam(self.critic.parameters(), self.device, lr=cfg.learning_rate, betas=(0.5, 0.9),
+                     weight_decay=cfg.weight_decay)
         batch = cfg.batch_size
         steps = max(1, len(data) // batch)
 
-        def noise_and_cond() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        def draw() -> tuple[torch.Tensor, torch.Tensor | None]:
             z = torch.randn(batch, cfg.embedding_dim, device=self.device)
-            if not has_cond:
-                return z, z.new_zeros(batch, 0), None, None
-            cond, block, cat = conditions.draw(batch, log_frequency=True)
-            return torch.cat([z, cond], 1), cond, block, cat
+            return z, (conditions.draw(batch, log_frequency=True) if has_cond else None)
 
-        def critic_step(fake: torch.Tensor, cond: torch.Tensor, block, cat) -> torch.Tensor:
-            if has_cond:
-                # real rows matching the conditions, paired with shuffled conditions (as CTGAN)
-                perm = torch.randperm(batch, device=self.device)
-                real = data[rows_by_cat.rows(block[perm], cat[perm])]
-                real_cond = cond[perm]
-            else:
-                real = data[torch.randint(len(data), (batch,), device=self.device)]
-                real_cond = cond
-            fake_in = torch.cat([fake.float(), cond], 1)
-            real_in = torch.cat([real, real_cond], 1)
-            with autocast(self.device):
-                d_loss = self.critic(fake_in).mean() - self.critic(real_in).mean()
-            penalty = self._gradient_penalty(real_in, fake_in)
+        def critic_step(fake: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+            # real rows with the same conditions as the fake ones (training-by-sampling)
+            perm = torch.randperm(batch, device=self.device)
+            rows = rows_by_slot.rows(slot[perm]) if slot is not None else torch.randint(len(data), (batch,), device=self.device)
+            real = data.index_select(0, rows)
+            both_slots = torch.cat([slot, slot[perm]]) if slot is not None else None
+            with autocast(self.device, self.amp_dtype):  # one autocast block: both passes share the weight casts
+                # one pass over fake and real rows (pac groups never straddle the halves)
+                scores = self.critic(torch.cat([fake, real], 0), both_slots).float()
+                half = len(scores) // 2
+                d_loss = scores[:half].mean() - scores[half:].mean()
+                penalty = self._gradient_penalty(real, fake, slot[perm] if slot is not None else None, slot)
             opt_d.zero_grad(set_to_none=True)
-            (d_loss.float() + penalty).backward()
+            (d_loss + penalty).backward()
             opt_d.step()
-            return d_loss.detach().float()
+            return d_loss.detach()
 
         def step(_: int) -> dict[str, torch.Tensor]:
             for _ in range(cfg.discriminator_steps - 1):
-                zc, cond, block, cat = noise_and_cond()
-                with torch.no_grad(), autocast(self.device):
-                    fake = self._activate(self.gen(zc))
-                critic_step(fake, cond, block, cat)
+                z, slot = draw()
+                with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                    fake = self._activate(self.gen(z, slot))
+                critic_step(fake, slot)
             # One generator forward serves the last critic step (detached) and the generator step
             # (through the updated critic), as in the DCGAN reference loop: it saves a quarter of
             # the generator's work compared with drawing a second batch for the generator step.
-            zc, cond, block, cat = noise_and_cond()
-            with autocast(self.device):
-                raw = self.gen(zc)
-                fake = self._activate(raw)
-            d_loss = critic_step(fake.detach(), cond, block, cat)
-            with autocast(self.device):
-                g_adv = -self.critic(torch.cat([fake, cond.to(fake.dtype)], 1)).mean()
-            cond_loss = self._cond_loss(raw, block, cat) if has_cond else raw.new_zeros(())
-            g_loss = g_adv.float() + cond_loss
+            z, slot = draw()
+            with autocast(self.device, self.amp_dtype):
+                raw = self.gen(z, slot)
+            fake = self._activate(raw)
+            d_loss = critic_step(fake.detach(), slot)
+            # the critic's weights get no gradient from the generator step: skip computing it
+            with frozen(self.critic), autocast(self.device, self.amp_dtype):
+                g_adv = -self.critic(fake, slot).float().mean()
+            cond_loss = self._cond_loss(raw, slot) if slot is not None else g_adv.new_zeros(())
+            g_loss = g_adv + cond_loss
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -265,6 +329,5 @@ class GANGenerator(TorchGenerator):
         # BatchNorm in eval mode uses running statistics, so any n works (CTGAN samples in train
         # mode; eval mode keeps sampling independent of the batch size)
         z = torch.randn(n, self.config.embedding_dim, device=self.device)
-        if self._conditions.n_blocks:
-            z = torch.cat([z, self._conditions.draw(n, log_frequency=False)[0]], 1)
-        return self._activate(self.gen(z).float(), hard=True)
+        slot = self._conditions.draw(n, log_frequency=False) if self._conditions.n_blocks else None
+        return self.layout.from_model(self._activate(self.gen(z, slot), hard=True))

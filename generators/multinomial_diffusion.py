@@ -32,10 +32,11 @@ tensor op per distinct size, not one per column.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from generators.layout import BlockLayout
 
 LOG_EPS = -69.0  # log(1e-30): the log of "zero probability" that keeps arithmetic finite
 
@@ -49,96 +50,6 @@ def log1mexp(a: torch.Tensor) -> torch.Tensor:
 def onehot_to_log(x: torch.Tensor) -> torch.Tensor:
     """log of a one-hot (or probability) matrix, with zeros mapped to about :data:`LOG_EPS`."""
     return torch.log(x.clamp(min=1e-30))
-
-
-@dataclass(frozen=True)
-class BlockGroup:
-    """``count`` consecutive one-hot blocks of ``size`` categories each.
-
-    ``start`` is the first position in the concatenated one-hot layout; ``first_block`` the
-    index of its first block (column) among all blocks.
-    """
-
-    start: int
-    size: int
-    count: int
-    first_block: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.size * self.count
-
-    @property
-    def last_block(self) -> int:
-        return self.first_block + self.count
-
-
-class BlockLayout:
-    """Layout of concatenated one-hot blocks whose sizes are sorted so equal sizes are adjacent."""
-
-    def __init__(self, sizes: list[int]) -> None:
-        if any(k < 1 for k in sizes):
-            raise ValueError(f"every categorical block needs at least one category, got {sizes}")
-        if list(sizes) != sorted(sizes):
-            raise ValueError("block sizes must be sorted ascending so equal sizes are adjacent")
-        self.sizes = [int(k) for k in sizes]
-        self.width = int(sum(sizes))
-        groups: list[BlockGroup] = []
-        start = 0
-        for b, k in enumerate(self.sizes):
-            if groups and groups[-1].size == k:
-                last = groups[-1]
-                groups[-1] = BlockGroup(last.start, k, last.count + 1, last.first_block)
-            else:
-                groups.append(BlockGroup(start, k, 1, b))
-            start += k
-        self.groups = groups
-        # log K at every position: the uniform component of every transition
-        self.log_k = torch.tensor([float(k) for k in self.sizes for _ in range(k)]).log()
-        # where each block starts: global position = offset + local category index
-        self.offsets = torch.tensor([0, *torch.tensor(self.sizes).cumsum(0).tolist()[:-1]], dtype=torch.long)
-
-    @property
-    def n_blocks(self) -> int:
-        return len(self.sizes)
-
-    # -- one-hot <-> indices --------------------------------------------------------------------
-    def onehot(self, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """(n, n_blocks) global indices -> (n, width) one-hot matrix."""
-        out = torch.zeros(idx.shape[0], self.width, dtype=dtype, device=idx.device)
-        return out.scatter_(1, idx, 1.0)
-
-    def indices(self, onehot: torch.Tensor) -> torch.Tensor:
-        """(n, width) one-hot (or scores) -> (n, n_blocks) global indices of each block's maximum."""
-        parts = [
-            v.argmax(dim=-1) + self.offsets[g.first_block : g.last_block].to(onehot.device)
-            for g, v in zip(self.groups, self._views(onehot))
-        ]
-        return torch.cat(parts, dim=1) if parts else torch.zeros(onehot.shape[0], 0, dtype=torch.long)
-
-    # -- per-block operations on (n, width) matrices --------------------------------------------
-    def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(n, count, size) views of ``x`` for each group."""
-        return [x[:, g.start : g.end].reshape(x.shape[0], g.count, g.size) for g in self.groups]
-
-    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """Normalise each block of ``logits`` into log-probabilities."""
-        parts = [F.log_softmax(v, dim=-1).reshape(v.shape[0], -1) for v in self._views(logits)]
-        return torch.cat(parts, dim=1)
-
-    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(n, width) -> one (n, count * size) chunk per group, the input :meth:`MultinomialDiffusion.step` takes."""
-        return [x[:, g.start : g.end] for g in self.groups]
-
-    # -- sampling -----------------------------------------------------------------------------
-    def uniform(self, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-        """(n, n_blocks) global indices drawn uniformly per block: the prior at the last timestep."""
-        parts = []
-        for g in self.groups:
-            u = torch.rand((n, g.count), generator=generator, device=device)
-            local = (u * g.size).long().clamp_(max=g.size - 1)
-            parts.append(local + self.offsets[g.first_block : g.last_block].to(device))
-        return torch.cat(parts, dim=1)
 
 
 def _softmax_draw(

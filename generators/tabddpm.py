@@ -13,25 +13,18 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from generators.denoiser import MLPDenoiser
-from generators.multinomial_diffusion import BlockLayout, MultinomialDiffusion
+from generators.layout import ModelLayout, SpanLike
+from generators.multinomial_diffusion import MultinomialDiffusion
 
 BetaSchedule = Literal["linear", "squaredcos_cap_v2", "sigmoid"]
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
-
-
-class SpanLike(Protocol):
-    """The part of :class:`generators.encoder.Span` this module needs."""
-
-    kind: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -91,23 +84,17 @@ class TabDDPM(torch.nn.Module):
         the one derived from ``shape`` so a loaded model samples with exactly its training betas."""
         super().__init__()
         self.shape = shape
-        numeric = [i for s in spans if s.kind == "numeric" for i in range(s.start, s.end)]
-        blocks = sorted((s for s in spans if s.kind == "categorical"), key=lambda s: (s.end - s.start, s.start))
-        categorical = [i for s in blocks for i in range(s.start, s.end)]
-        if sorted(numeric + categorical) != list(range(width)):
-            raise ValueError("spans must tile the encoded matrix exactly once")
+        self.model_layout = ModelLayout(spans, width)
         self.width = width
-        self.num_dim = len(numeric)
-        self.cat_dim = len(categorical)
-        self.register_buffer("num_pos", torch.tensor(numeric, dtype=torch.long), persistent=False)
-        self.register_buffer("cat_pos", torch.tensor(categorical, dtype=torch.long), persistent=False)
+        self.num_dim = self.model_layout.num_dim
+        self.cat_dim = self.model_layout.cat_dim
         if saved_scheduler is not None:
             self.scheduler = DDPMScheduler.from_config(saved_scheduler)
         else:
             self.scheduler = DDPMScheduler(**scheduler_config(shape))
         if self.scheduler.config.clip_sample:
             raise ValueError("clip_sample must be False: encoded features are not bounded to [-1, 1]")
-        self.layout = BlockLayout([s.end - s.start for s in blocks])
+        self.layout = self.model_layout.blocks
         self.multinomial = MultinomialDiffusion(self.layout, self.scheduler.betas)
         self.denoiser = self.make_denoiser()
 
@@ -128,17 +115,14 @@ class TabDDPM(torch.nn.Module):
     # -- layout ----------------------------------------------------------------------------
     def to_internal(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder matrix -> (numeric features, category indices)."""
-        x_num = matrix[:, self.num_pos.to(matrix.device)]
-        x_cat = self.layout.indices(matrix[:, self.cat_pos.to(matrix.device)])
+        x_num, onehot = self.model_layout.split(self.model_layout.to_model(matrix))
+        x_cat = self.layout.indices(onehot)
         return x_num, x_cat
 
     def from_internal(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """(numeric features, category indices) -> encoder matrix with exact one-hot blocks."""
-        out = torch.zeros(x_num.shape[0], self.width, dtype=torch.float32, device=x_num.device)
-        out[:, self.num_pos.to(x_num.device)] = x_num.float()
-        if self.cat_dim:
-            out.scatter_(1, self.cat_pos.to(x_cat.device)[x_cat], 1.0)
-        return out
+        out = torch.cat([x_num.float(), self.layout.onehot(x_cat)], dim=1) if self.cat_dim else x_num.float()
+        return self.model_layout.from_model(out)
 
     # -- training --------------------------------------------------------------------------
     def loss(

@@ -3,7 +3,8 @@
 * :func:`seeded` — every random draw (NumPy, torch CPU and CUDA) comes from the given seed, and the
   caller's global RNG state is restored afterwards, so the same seed, data and config give the same
   model and the same rows on CPU.
-* :func:`autocast` — bf16 mixed precision on CUDA only; CPU runs full float32.
+* :func:`mixed_precision` / :func:`autocast` — bf16 mixed precision on CUDA, and on CPUs with
+  native bf16 products for the families that opt in (``precision``); float32 otherwise.
 * :func:`shuffled_batches` / :func:`train_epochs` — the minibatch epoch loop that reports one
   :class:`ProgressEvent` per epoch with the mean losses.
 * :func:`save_model` / :func:`load_model` — module weights and encoder arrays as safetensors,
@@ -18,7 +19,7 @@ import random
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -62,28 +63,89 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[np.random.
             np.random.set_state(np_state)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed for bf16); a no-op on CPU."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there a bf16
+    product is about four times faster than a float32 one; elsewhere bf16 is emulated and slower."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN, or a renamed probe
+        return False
+
+
+def mixed_precision(device: torch.device, precision: Precision) -> torch.dtype:
+    """The dtype of matrix products for ``precision`` on ``device``: ``auto`` is bf16 on CUDA and
+    on a CPU with native bf16 products, float32 otherwise."""
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` (bf16 needs no loss scaling); a no-op for float32.
+
+    Without a ``dtype``: bf16 on CUDA, float32 on a CPU. The families whose quality was measured
+    under CPU bf16 (``precision``) pass :func:`mixed_precision`'s choice instead.
+    """
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def adam(params, device: torch.device, **options) -> torch.optim.Adam:
+    """Adam with the fused kernel (one op per step for all parameters, not a dozen per tensor),
+    which is several times cheaper than the default loop for the small networks trained here."""
+    return torch.optim.Adam(params, fused=device.type in ("cpu", "cuda"), **options)
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Within the block, ``module``'s parameters take no gradient (backward skips their products)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 # --------------------------------------------------------------------------------------------
 # the epoch loop
 # --------------------------------------------------------------------------------------------
-def shuffled_batches(n_rows: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Row indices of one epoch in seeded random order, in batches of ``batch_size``.
-
-    A last batch of fewer than two rows is dropped when there are other batches: BatchNorm
-    cannot normalise a single row.
-    """
-    perm = torch.randperm(n_rows).to(device)
+def _batch_starts(n_rows: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each batch; a last batch of fewer than two rows is dropped when there are
+    other batches, because BatchNorm cannot normalise a single row."""
     for start in range(0, n_rows, batch_size):
-        idx = perm[start:start + batch_size]
-        if len(idx) < 2 and start > 0:
+        end = min(start + batch_size, n_rows)
+        if end - start < 2 and start > 0:
             break
-        yield idx
+        yield start, end
+
+
+def shuffled_batches(n_rows: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Row indices of one epoch in seeded random order, in batches of ``batch_size``."""
+    perm = torch.randperm(n_rows).to(device)
+    for start, end in _batch_starts(n_rows, batch_size):
+        yield perm[start:end]
+
+
+def shuffled_rows(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """The rows of ``data`` for one epoch in seeded random order, in batches of ``batch_size``.
+
+    One gather per epoch and a view per batch: a gather per step costs more than the small
+    networks' own work on a wide one-hot table.
+    """
+    rows = data.index_select(0, torch.randperm(len(data)).to(data.device))
+    for start, end in _batch_starts(len(data), batch_size):
+        yield rows[start:end]
 
 
 def train_epochs(
@@ -163,6 +225,9 @@ class TorchConfig(GeneratorConfig):
     learning_rate: float = Field(1e-3, gt=0)
     max_categories: int = Field(1000, ge=2, description="one-hot slots per categorical column; rarer values are pooled")
     sample_batch_size: int = Field(20_000, ge=1, description="rows generated and decoded per batch when sampling")
+    precision: Precision = Field(
+        "auto", description="matrix products in bf16 (auto: on CUDA, and on CPUs with native bf16 units) or fp32"
+    )
 
 
 class TorchGenerator(Generator):
@@ -180,6 +245,7 @@ class TorchGenerator(Generator):
         super().__init__(config)
         self.encoder: TabularEncoder | None = None
         self.device: torch.device = torch.device("cpu")
+        self.amp_dtype: torch.dtype = torch.float32  # of matrix products, set from ``precision`` on fit/load
         self.loss_history: list[dict[str, float]] = []
 
     # hooks ----------------------------------------------------------------------------------
@@ -213,6 +279,7 @@ class TorchGenerator(Generator):
         if len(table) < 2:
             raise InputError(f"need at least 2 training rows, got {len(table)}")
         self.device = resolve_device(self.config.device)
+        self.amp_dtype = mixed_precision(self.device, self.config.precision)
         self.schema = schema
         with seeded(self.config.seed, self.device):
             self.encoder = TabularEncoder(max_categories=self.config.max_categories).fit(table, schema)
@@ -236,7 +303,7 @@ class TorchGenerator(Generator):
             for i in range(total):
                 size = min(self.config.sample_batch_size, n - done)
                 if size > 0 or not parts:
-                    with autocast(self.device):
+                    with autocast(self.device, self.amp_dtype):
                         rows = self._generate(size) if size > 0 else torch.zeros(0, self.encoder.width)
                     # decode batch by batch: the float matrix of a one-hot-heavy table is many
                     # times larger than the decoded rows, so 1M rows never exist as a matrix
@@ -265,32 +332,9 @@ class TorchGenerator(Generator):
         gen.schema, gen.encoder = schema, encoder
         gen.loss_history = meta.get("loss_history", [])
         gen.device = sampling_device(config.device)
+        gen.amp_dtype = mixed_precision(gen.device, gen.config.precision)
         gen._build(meta.get("state", {}))
         for name, module in gen._modules().items():
             module.load_state_dict(module_state(tensors, name))
             module.to(gen.device)
         return gen
-
-
-def span_groups(encoder: TabularEncoder) -> tuple[list[int], list[tuple[int, int]]]:
-    """Column indices of the numeric dims and (start, end) of each categorical block."""
-    numeric = [s.start for s in encoder.spans if s.kind == "numeric"]
-    blocks = [(s.start, s.end) for s in encoder.spans if s.kind == "categorical"]
-    return numeric, blocks
-
-
-def categorical_activation(logits: torch.Tensor, blocks: list[tuple[int, int]], hard_sample: bool) -> torch.Tensor:
-    """One-hot draws (``hard_sample``) or softmax probabilities for every categorical block."""
-    out = logits.clone()
-    for start, end in blocks:
-        block = logits[:, start:end].float()
-        if hard_sample:
-            # Gumbel-max: an exact categorical draw from the global (seeded) torch RNG
-            uniform = torch.rand_like(block).clamp(1e-12, 1 - 1e-7)
-            gumbel = -torch.log(-torch.log(uniform))
-            idx = (block + gumbel).argmax(dim=1)
-            out[:, start:end] = torch.nn.functional.one_hot(idx, end - start).to(out.dtype)
-        else:
-            out[:, start:end] = torch.softmax(block, dim=1).to(out.dtype)
-    return out
-

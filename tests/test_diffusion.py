@@ -13,7 +13,8 @@ import torch
 
 from generators.base import ProgressEvent
 from generators.diffusion import DiffusionConfig, DiffusionGenerator
-from generators.multinomial_diffusion import BlockLayout, MultinomialDiffusion, log1mexp, onehot_to_log
+from generators.layout import BlockLayout
+from generators.multinomial_diffusion import MultinomialDiffusion, log1mexp, onehot_to_log
 from generators.registry import make_generator
 from generators.tabddpm import DiffusionShape, TabDDPM, ddim_from
 from tests.tables import real_table
