@@ -28,6 +28,7 @@ import torch
 from bench.contenders import EPOCH_FAMILIES, SDV_NAMES, available_families, build
 from bench.datasets import TABLES, load_table, wide_categorical_table
 from bench.measures import dcr_share, measured, quality, write_results
+from generators.training import cpu_has_bf16
 from validation.split import split_train_holdout
 
 RESULTS = Path(__file__).parent / "results"
@@ -213,7 +214,8 @@ def to_markdown(result: dict) -> str:
         f"Command: `{meta['command']}`  ",
         f"Date: {meta['date']}; {meta['cpu_count']} CPU cores, torch threads {meta['threads']}, "
         f"load average {meta['load_before']} before / {meta['load_after']} after "
-        f"(the machine is shared; timings are under that load); torch {meta['torch']}, sdv {meta['sdv']}.",
+        f"(the machine is shared; timings are under that load); torch {meta['torch']}, sdv {meta['sdv']}; "
+        f"native bf16 matrix products on this CPU: {'yes, so our torch families run them in bf16 (precision auto; SDV runs float32)' if meta.get('cpu_bf16') else 'no, every contender runs float32'}.",
         f"Rows per table {meta['rows']} (seeded sample, 80/20 train/holdout), epochs {meta['epochs']} for "
         "vae / gan / sdv-tvae / sdv-ctgan; other families use their defaults. Quality: SDMetrics "
         "QualityReport against the train split (5,000 synthetic rows at most); DCR share: the gate's "
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(), "threads": args.threads, "platform": platform.platform(),
-        "torch": torch.__version__, "sdv": sdv.__version__,
+        "torch": torch.__version__, "sdv": sdv.__version__, "cpu_bf16": cpu_has_bf16(),
         "load_before": [round(x, 1) for x in os.getloadavg()],
         "rows": args.rows, "epochs": args.epochs, "generators": names, "tables": tables,
     }

@@ -203,13 +203,13 @@ class GANGenerator(TorchGenerator):
     family = "gan"
     config_class = GANConfig
     config: GANConfig
+    model_order = True
+    layout: ModelLayout
 
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None
         cfg = self.config
         width = self.encoder.width
-        # train in model column order: numeric dims first, one-hot blocks grouped by size
-        self.layout = ModelLayout(self.encoder.spans, width)
         # category counts per block (model order): the conditional vectors when training and sampling
         self._block_counts: list[list[int]] = extra.get("block_counts", [])
         self._conditions = _Conditions(self._block_counts, self.device)
@@ -224,10 +224,8 @@ class GANGenerator(TorchGenerator):
         return {"block_counts": self._block_counts}
 
     def _prepare(self, data: torch.Tensor) -> dict:
-        layout = ModelLayout(self.encoder.spans, self.encoder.width)  # type: ignore[union-attr]
-        onehot = layout.split(layout.to_model(data))[1]
         counts = []
-        for group in layout.blocks.views(onehot):  # (n, count, size)
+        for group in self.layout.blocks.views(self.layout.split(data)[1]):  # (n, count, size)
             counts += group.sum(0).round().long().tolist()
         return {"block_counts": counts}
 
@@ -265,7 +263,6 @@ class GANGenerator(TorchGenerator):
         cfg = self.config
         self.gen.train()
         self.critic.train()
-        data = self.layout.to_model(data)
         conditions = self._conditions
         has_cond = conditions.n_blocks > 0
         if has_cond:
@@ -330,4 +327,4 @@ class GANGenerator(TorchGenerator):
         # mode; eval mode keeps sampling independent of the batch size)
         z = torch.randn(n, self.config.embedding_dim, device=self.device)
         slot = self._conditions.draw(n, log_frequency=False) if self._conditions.n_blocks else None
-        return self.layout.from_model(self._activate(self.gen(z, slot), hard=True))
+        return self._activate(self.gen(z, slot), hard=True)

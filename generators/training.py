@@ -3,10 +3,13 @@
 * :func:`seeded` — every random draw (NumPy, torch CPU and CUDA) comes from the given seed, and the
   caller's global RNG state is restored afterwards, so the same seed, data and config give the same
   model and the same rows on CPU.
-* :func:`mixed_precision` / :func:`autocast` — bf16 mixed precision on CUDA, and on CPUs with
-  native bf16 products for the families that opt in (``precision``); float32 otherwise.
-* :func:`shuffled_batches` / :func:`train_epochs` — the minibatch epoch loop that reports one
-  :class:`ProgressEvent` per epoch with the mean losses.
+* :func:`mixed_precision` / :func:`autocast` — bf16 matrix products on CUDA and on CPUs with
+  native bf16 units (``precision: auto``; about four times the float32 rate on such a CPU), float32
+  otherwise; losses, softmaxes and optimiser state stay float32.
+* :func:`adam` (the fused kernel) and :func:`frozen` (no weight gradients for a network that is
+  only passed through) — per-step savings that matter for small networks on a CPU.
+* :func:`shuffled_batches` / :func:`shuffled_rows` / :func:`train_epochs` — the minibatch epoch
+  loop that reports one :class:`ProgressEvent` per epoch with the mean losses.
 * :func:`save_model` / :func:`load_model` — module weights and encoder arrays as safetensors,
   everything else as JSON through ``Generator._write_meta``; loading never unpickles.
 * :class:`TorchGenerator` — the fit/sample/save/load skeleton on the shared encoder; a family
@@ -19,7 +22,7 @@ import random
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,7 @@ from safetensors.torch import load_file as load_torch, save_file as save_torch
 from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
 from generators.device import resolve_device, sampling_device
 from generators.encoder import TabularEncoder
+from generators.layout import ModelLayout
 from validation.errors import InputError
 from validation.schema import TableSchema
 
@@ -120,32 +124,25 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 # the epoch loop
 # --------------------------------------------------------------------------------------------
-def _batch_starts(n_rows: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each batch; a last batch of fewer than two rows is dropped when there are
-    other batches, because BatchNorm cannot normalise a single row."""
-    for start in range(0, n_rows, batch_size):
-        end = min(start + batch_size, n_rows)
-        if end - start < 2 and start > 0:
-            break
-        yield start, end
-
-
 def shuffled_batches(n_rows: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Row indices of one epoch in seeded random order, in batches of ``batch_size``."""
+    """Row indices of one epoch in seeded random order, in batches of ``batch_size``.
+
+    A last batch of fewer than two rows is dropped when there are other batches: BatchNorm
+    cannot normalise a single row.
+    """
     perm = torch.randperm(n_rows).to(device)
-    for start, end in _batch_starts(n_rows, batch_size):
-        yield perm[start:end]
+    for start in range(0, n_rows, batch_size):
+        idx = perm[start:start + batch_size]
+        if len(idx) < 2 and start > 0:
+            break
+        yield idx
 
 
 def shuffled_rows(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """The rows of ``data`` for one epoch in seeded random order, in batches of ``batch_size``.
-
-    One gather per epoch and a view per batch: a gather per step costs more than the small
-    networks' own work on a wide one-hot table.
-    """
-    rows = data.index_select(0, torch.randperm(len(data)).to(data.device))
-    for start, end in _batch_starts(len(data), batch_size):
-        yield rows[start:end]
+    """The rows of ``data`` for one epoch in seeded random order, in batches of ``batch_size``
+    (``index_select``: several times faster than ``data[idx]`` for a row gather)."""
+    for idx in shuffled_batches(len(data), batch_size, data.device):
+        yield data.index_select(0, idx)
 
 
 def train_epochs(
@@ -240,6 +237,10 @@ class TorchGenerator(Generator):
 
     config: TorchConfig
     config_class = TorchConfig
+    # train and generate in the model column order of :class:`ModelLayout` (numeric dims first,
+    # one-hot blocks grouped by size): ``_prepare``/``_train`` get, and ``_generate`` returns,
+    # matrices in that order, and ``self.layout`` describes it
+    model_order: ClassVar[bool] = False
 
     def __init__(self, config: TorchConfig | None = None) -> None:
         super().__init__(config)
@@ -247,6 +248,7 @@ class TorchGenerator(Generator):
         self.device: torch.device = torch.device("cpu")
         self.amp_dtype: torch.dtype = torch.float32  # of matrix products, set from ``precision`` on fit/load
         self.loss_history: list[dict[str, float]] = []
+        self.layout: ModelLayout | None = None
 
     # hooks ----------------------------------------------------------------------------------
     @abstractmethod
@@ -283,8 +285,11 @@ class TorchGenerator(Generator):
         self.schema = schema
         with seeded(self.config.seed, self.device):
             self.encoder = TabularEncoder(max_categories=self.config.max_categories).fit(table, schema)
-            matrix = self.encoder.transform(table)
-            data = torch.from_numpy(matrix).to(self.device)
+            self.layout = ModelLayout(self.encoder.spans, self.encoder.width) if self.model_order else None
+            data = torch.from_numpy(self.encoder.transform(table))
+            if self.layout is not None:
+                data = self.layout.to_model(data)  # the encoder-order matrix is freed here
+            data = data.to(self.device)
             self._build(self._prepare(data))
             self.loss_history = self._train(data, progress)
         return self
@@ -305,6 +310,8 @@ class TorchGenerator(Generator):
                 if size > 0 or not parts:
                     with autocast(self.device, self.amp_dtype):
                         rows = self._generate(size) if size > 0 else torch.zeros(0, self.encoder.width)
+                    if self.layout is not None and size > 0:
+                        rows = self.layout.from_model(rows)
                     # decode batch by batch: the float matrix of a one-hot-heavy table is many
                     # times larger than the decoded rows, so 1M rows never exist as a matrix
                     batch_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
@@ -330,6 +337,7 @@ class TorchGenerator(Generator):
         config, schema, meta, encoder, tensors = load_model(cls, directory)
         gen = cls(config)  # type: ignore[arg-type]
         gen.schema, gen.encoder = schema, encoder
+        gen.layout = ModelLayout(encoder.spans, encoder.width) if cls.model_order else None
         gen.loss_history = meta.get("loss_history", [])
         gen.device = sampling_device(config.device)
         gen.amp_dtype = mixed_precision(gen.device, gen.config.precision)

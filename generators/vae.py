@@ -71,12 +71,12 @@ class VAEGenerator(TorchGenerator):
     family = "vae"
     config_class = VAEConfig
     config: VAEConfig
+    model_order = True
+    layout: ModelLayout
 
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None
         cfg = self.config
-        # train in model column order: numeric dims first, one-hot blocks grouped by size
-        self.layout = ModelLayout(self.encoder.spans, self.encoder.width)
         width, num_dim = self.encoder.width, self.layout.num_dim
         self.enc = _Encoder(width, cfg.compress_dims, cfg.embedding_dim).to(self.device)
         self.dec = _Decoder(cfg.embedding_dim, cfg.decompress_dims, width, num_dim).to(self.device)
@@ -98,7 +98,6 @@ class VAEGenerator(TorchGenerator):
         cfg = self.config
         self.enc.train()
         self.dec.train()
-        data = self.layout.to_model(data)
         opt = adam([*self.enc.parameters(), *self.dec.parameters()], self.device, lr=cfg.learning_rate,
                    weight_decay=cfg.l2scale)
         n = len(data)
@@ -127,4 +126,4 @@ class VAEGenerator(TorchGenerator):
         numeric, logits = self.layout.split(self.dec(z).float())
         # draw around the decoded mean with the learned std, as TVAE does when sampling
         numeric = numeric + torch.randn_like(numeric) * self.dec.sigma
-        return self.layout.from_model(torch.cat([numeric, self.layout.blocks.sample_onehot(logits)], dim=1))
+        return torch.cat([numeric, self.layout.blocks.sample_onehot(logits)], dim=1)
