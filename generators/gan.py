@@ -20,7 +20,8 @@ The CTGAN pieces, done in bulk on tensors:
 Speed on a CPU comes from the model column order (:class:`generators.layout.ModelLayout`: one
 batched op per group of equal categorical blocks), bf16 products where the CPU has them, one
 critic pass over real and fake rows, no critic weight gradients in the generator step, and the
-cheaper random draws of :mod:`generators.layout` and :class:`_Dropout`.
+cheaper random draws of :mod:`generators.layout` and :func:`_keep_mask`, and a gradient penalty
+that needs no double backward (:meth:`_Critic.input_gradient_norms`).
 
 Sampling conditions on a uniformly chosen block and a category drawn from the real frequencies,
 as CTGAN does, which reproduces the marginals rather than the log-flattened training ones.
@@ -110,46 +111,83 @@ class _Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
         h = torch.cat([z, F.one_hot(slot, self.cond_dim).to(z.dtype)], dim=1) if slot is not None else z
+        if torch.is_autocast_enabled(h.device.type):
+            # the residual path in the product dtype: every layer's input is cast once, not per use
+            h = h.to(torch.get_autocast_dtype(h.device.type))
         for fc, bn in zip(self.fcs, self.bns):
             h = torch.cat([F.relu(bn(fc(h))), h], dim=1)
         return self.out(h)
 
 
-class _Dropout(nn.Module):
-    """Inverted dropout from one uniform draw: a CPU Bernoulli draw costs several times more."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.rand(x.shape, device=x.device) >= self.p
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+def _keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted-dropout multipliers (0 or 1/(1-p)) from one uniform draw: a CPU Bernoulli draw
+    costs several times more."""
+    keep = torch.rand(like.shape, device=like.device) >= p
+    return keep.to(like.dtype) * (1.0 / (1.0 - p))
 
 
 class _Critic(nn.Module):
-    """CTGAN's PacGAN critic: ``pac`` rows and their conditions judged together."""
+    """CTGAN's PacGAN critic: ``pac`` rows and their conditions judged together; hidden layers are
+    Linear, LeakyReLU(0.2), Dropout(0.5)."""
+
+    slope, drop = 0.2, 0.5
 
     def __init__(self, width: int, cond_dim: int, dims: list[int], pac: int) -> None:
         super().__init__()
         self.pac = pac
-        first = dims[0] if dims else 1
-        self.first = _CondLinear(width * pac, cond_dim, pac, first)
-        layers: list[nn.Module] = []
-        if dims:
-            layers += [nn.LeakyReLU(0.2), _Dropout(0.5)]
-            for a, b in zip(dims[:-1], dims[1:]):
-                layers += [nn.Linear(a, b), nn.LeakyReLU(0.2), _Dropout(0.5)]
-            layers.append(nn.Linear(dims[-1], 1))
-        self.rest = nn.Sequential(*layers)
+        self.first = _CondLinear(width * pac, cond_dim, pac, dims[0] if dims else 1)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.out = nn.Linear(dims[-1], 1) if dims else None
 
-    def forward(self, x: torch.Tensor, slot: torch.Tensor | None, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def _pack(self, x: torch.Tensor, slot: torch.Tensor | None, cond: torch.Tensor | None):
         packed = x.reshape(-1, x.shape[1] * self.pac)
         slots = slot.reshape(-1, self.pac) if slot is not None else None
-        cond = cond.reshape(len(packed), -1) if cond is not None else None
-        return self.rest(self.first(packed, slots, cond))
+        return packed, slots, cond.reshape(len(packed), -1) if cond is not None else None
+
+    def _activation(self, a: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(a, self.slope)
+        return h * _keep_mask(h, self.drop) if self.training else h
+
+    def forward(self, x: torch.Tensor, slot: torch.Tensor | None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.first(*self._pack(x, slot, cond))
+        if self.out is None:
+            return h
+        h = self._activation(h)
+        for layer in self.hidden:
+            h = self._activation(layer(h))
+        return self.out(h)
+
+    def input_gradient_norms(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Per pac group, the norm of d score / d (rows, dense conditions).
+
+        The input gradient of this network is written out as products (chain rule through the
+        LeakyReLU slopes and dropout masks of one forward pass), so a penalty on it needs only
+        first-order gradients: autograd's double backward through the critic costs more small ops
+        than the critic itself, and small ops are what a CPU step is made of.
+        """
+        packed, _, dense_cond = self._pack(x, None, cond)
+        # d activation / d pre-activation of each hidden layer: the LeakyReLU slope times the dropout
+        # multiplier, and the activation is the pre-activation times the same factor
+        factors = []
+        with torch.no_grad():  # the slopes and dropout masks of one pass are constants of the gradient
+            a = self.first(packed, None, dense_cond)
+            for layer in [*self.hidden, self.out] if self.out is not None else []:
+                factor = torch.where(a > 0, 1.0, self.slope).to(a.dtype)
+                if self.training:
+                    factor = factor * _keep_mask(a, self.drop)
+                factors.append(factor)
+                if layer is not self.out:
+                    a = layer(a * factor)
+        if self.out is None:
+            g = self.first.dense.weight.new_ones(len(packed), 1)
+        else:
+            g = self.out.weight.expand(len(packed), -1) * factors[-1]
+            for layer, factor in zip(reversed(self.hidden), reversed(factors[:-1])):
+                g = (g @ layer.weight) * factor
+        sq = (g @ self.first.dense.weight).float().pow(2).sum(1)
+        if dense_cond is not None and self.first.cond is not None:
+            sq = sq + (g @ self.first.cond.weight.T).float().pow(2).sum(1)
+        return sq.sqrt()
 
 
 class _Conditions:
@@ -247,15 +285,14 @@ class GANGenerator(TorchGenerator):
         between real and fake, and the gradient norm over both pushed to 1, per pac group."""
         pac, n = self.config.pac, len(real)
         alpha = torch.rand(n // pac, 1, 1, device=real.device).expand(-1, pac, 1).reshape(n, 1)
-        inputs = [(alpha * real + (1 - alpha) * fake).requires_grad_(True)]
+        mixed = alpha * real + (1 - alpha) * fake
+        mixed_c = None
         if slot_r is not None and slot_f is not None:
             # interpolated conditions are not one-hot: the critic takes them as a dense product
             c_r, c_f = (F.one_hot(s, self._conditions.dim).float() for s in (slot_r, slot_f))
-            inputs.append((alpha * c_r + (1 - alpha) * c_f).requires_grad_(True))
-        score = self.critic(inputs[0], None, inputs[1] if len(inputs) > 1 else None).float()
-        grads = torch.autograd.grad(score.sum(), inputs, create_graph=True)
-        sq = sum(g.reshape(n // pac, -1).float().pow(2).sum(1) for g in grads)
-        return ((sq.sqrt() - 1) ** 2).mean() * self.config.gradient_penalty
+            mixed_c = alpha * c_r + (1 - alpha) * c_f
+        norm = self.critic.input_gradient_norms(mixed, mixed_c)
+        return ((norm - 1) ** 2).mean() * self.config.gradient_penalty
 
     def _train(self, data: torch.Tensor, progress: ProgressCallback) -> list[dict[str, float]]:
         cfg = self.config

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generators.encoder import TabularEncoder
-from generators.gan import _CondLinear, _Dropout
+from generators.gan import _CondLinear, _Critic, _keep_mask
 from generators.layout import _LAST_DIM_MIN, BlockLayout, ModelLayout
 from generators.training import cpu_has_bf16, frozen, mixed_precision
 from tests.tables import real_table
@@ -92,14 +92,32 @@ def test_condition_lookup_equals_a_linear_layer_over_one_hots(k: int) -> None:
     torch.testing.assert_close(layer(x, None, onehots), reference(torch.cat([x, onehots], 1)))
 
 
-def test_dropout_keeps_the_expected_share_and_scales() -> None:
-    drop = _Dropout(0.5)
-    x = torch.ones(200, 100)
+def test_dropout_mask_keeps_the_expected_share_and_scales() -> None:
     torch.manual_seed(0)
-    y = drop(x)
-    assert abs((y > 0).float().mean().item() - 0.5) < 0.02 and set(y.unique().tolist()) == {0.0, 2.0}
-    drop.eval()
-    assert torch.equal(drop(x), x)
+    mask = _keep_mask(torch.ones(200, 100), 0.5)
+    assert abs((mask > 0).float().mean().item() - 0.5) < 0.02 and set(mask.unique().tolist()) == {0.0, 2.0}
+
+
+@pytest.mark.parametrize("dims", [[16, 8], [16], []])
+def test_critic_input_gradient_is_autograds(dims: list[int]) -> None:
+    """The gradient penalty's written-out input gradient equals autograd's, and so do the weight
+    gradients of the penalty (double backward there, first order here)."""
+    torch.manual_seed(0)
+    critic = _Critic(width=5, cond_dim=4, dims=dims, pac=3).eval()  # eval: no dropout masks to match
+    x, cond = torch.randn(12, 5), torch.rand(12, 4)
+    xg, cg = x.clone().requires_grad_(True), cond.clone().requires_grad_(True)
+    gx, gc = torch.autograd.grad(critic(xg, None, cg).sum(), [xg, cg], create_graph=True)
+    reference = (gx.reshape(4, -1).pow(2).sum(1) + gc.reshape(4, -1).pow(2).sum(1)).sqrt()
+    ours = critic.input_gradient_norms(x, cond)
+    torch.testing.assert_close(ours, reference)
+    params = [p for p in critic.parameters() if p.requires_grad]
+    want = torch.autograd.grad(((reference - 1) ** 2).mean(), params, allow_unused=True)
+    got = torch.autograd.grad(((ours - 1) ** 2).mean(), params, allow_unused=True)
+    for w, g in zip(want, got):
+        if w is None or g is None:  # biases have no gradient in an input gradient
+            assert (w is None or w.abs().max() == 0) and (g is None or g.abs().max() == 0)
+        else:
+            torch.testing.assert_close(g, w)
 
 
 def test_frozen_restores_gradients() -> None:
