@@ -17,11 +17,11 @@ The CTGAN pieces, done in bulk on tensors:
 * the generator is trained with the critic's score plus the cross-entropy of the conditioned
   block against the condition, so it honours the condition.
 
-Speed on a CPU comes from the model column order (:class:`generators.layout.ModelLayout`: one
-batched op per group of equal categorical blocks), bf16 products where the CPU has them, one
-critic pass over real and fake rows, no critic weight gradients in the generator step, and the
-cheaper random draws of :mod:`generators.layout` and :func:`_keep_mask`, and a gradient penalty
-that needs no double backward (:meth:`_Critic.input_gradient_norms`).
+Speed on a CPU comes from: the model column order (:class:`generators.layout.ModelLayout`: one
+batched op per group of equal categorical blocks); bf16 products where the CPU has them; one
+critic pass over real and fake rows; no critic weight gradients in the generator step; cheaper
+random draws (:mod:`generators.layout`, :func:`_keep_mask`); and a gradient penalty that needs
+no double backward (:meth:`_Critic.input_gradient_norms`).
 
 Sampling conditions on a uniformly chosen block and a category drawn from the real frequencies,
 as CTGAN does, which reproduces the marginals rather than the log-flattened training ones.
