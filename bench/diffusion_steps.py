@@ -14,19 +14,15 @@ Writes ``bench/results/diffusion_steps.json`` and ``.md`` and prints the Markdow
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from bench.datasets import TABLES, load_table
-from bench.measures import dcr_share, measured, quality, write_results
+from bench.measures import dcr_share, finish_meta, machine_line, measured, quality, run_meta, write_results
 from generators.diffusion import DiffusionConfig, DiffusionGenerator
 from validation.split import split_train_holdout
 
@@ -94,8 +90,7 @@ def to_markdown(result: dict) -> str:
         "# Diffusion: sampling steps vs quality",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Date: {meta['date']}; {meta['cpu_count']} CPU cores, torch threads {meta['threads']}, load average "
-        f"{meta['load_before']} before / {meta['load_after']} after (shared machine). Rows per table "
+        f"{machine_line(meta)}. Rows per table "
         f"{meta['rows']} (80/20 split as bench.run); quality = SDMetrics QualityReport vs train on 5,000 "
         "synthetic rows; DCR share 0.5 ideal.",
         "",
@@ -119,13 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
-    meta: dict[str, Any] = {
-        "command": "python -m bench.diffusion_steps " + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "threads": args.threads, "platform": platform.platform(),
-        "torch": torch.__version__, "load_before": [round(x, 1) for x in os.getloadavg()],
-        "rows": args.rows, "steps": steps, "tables": tables, "options": json.loads(args.options),
-    }
+    meta = run_meta("bench.diffusion_steps", argv, args.threads, rows=args.rows, steps=steps, tables=tables,
+                    options=json.loads(args.options))
     rows: list[dict] = []
     big: list[dict] = []
     for name in tables:
@@ -133,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += table_rows
         if table_big:
             big.append(table_big)
-    meta["load_after"] = [round(x, 1) for x in os.getloadavg()]
+    finish_meta(meta)
     result = {"meta": meta, "rows": rows, "big": big}
     print(write_results(args.out, "diffusion_steps", result, to_markdown))
     return 0

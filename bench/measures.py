@@ -16,9 +16,12 @@
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import gc
 import json
 import os
+import platform
+import sys
 import threading
 import time
 import warnings
@@ -28,7 +31,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pandas as pd
+import torch
 
+from generators.training import cpu_has_bf16
 from validation.columns import prepare_tables
 from validation.privacy import distance_metrics, encode
 from validation.schema import ColumnKind, TableSchema
@@ -89,6 +94,30 @@ def measured() -> Iterator[Measurement]:
         thread.join()
         peak[0] = max(peak[0], _rss_bytes())
         result.peak_mb = (peak[0] - base) / 2**20
+
+
+def run_meta(module: str, argv: list[str] | None, threads: int, **extra) -> dict:
+    """What every bench result records about its run: command, time, machine, load before."""
+    return {
+        "command": f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(), "threads": threads, "platform": platform.platform(),
+        "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(),
+        "load_before": [round(x, 1) for x in os.getloadavg()],
+        **extra,
+    }
+
+
+def finish_meta(meta: dict) -> None:
+    """Record the load average after the run."""
+    meta["load_after"] = [round(x, 1) for x in os.getloadavg()]
+
+
+def machine_line(meta: dict) -> str:
+    """The Markdown line that says when and on what a result was measured."""
+    return (f"Date: {meta['date']}; {meta['cpu_count']} CPU cores, torch threads {meta['threads']}, "
+            f"load average {meta['load_before']} before / {meta['load_after']} after "
+            f"(the machine is shared; timings are under that load); torch {meta['torch']}")
 
 
 def sdmetrics_metadata(schema: TableSchema, columns: list[str]) -> dict:

@@ -14,11 +14,8 @@ from a fitted model, and training on a table with a 50,000-distinct-value catego
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,7 @@ import torch
 
 from bench.contenders import EPOCH_FAMILIES, SDV_NAMES, available_families, build
 from bench.datasets import TABLES, load_table, wide_categorical_table
-from bench.measures import dcr_share, measured, quality, write_results
-from generators.training import cpu_has_bf16
+from bench.measures import dcr_share, finish_meta, machine_line, measured, quality, run_meta, write_results
 from validation.split import split_train_holdout
 
 RESULTS = Path(__file__).parent / "results"
@@ -214,9 +210,7 @@ def to_markdown(result: dict) -> str:
         "# Benchmark: synthpipe generators vs SDV",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Date: {meta['date']}; {meta['cpu_count']} CPU cores, torch threads {meta['threads']}, "
-        f"load average {meta['load_before']} before / {meta['load_after']} after "
-        f"(the machine is shared; timings are under that load); torch {meta['torch']}, sdv {meta['sdv']}; "
+        f"{machine_line(meta)}, sdv {meta['sdv']}; "
         f"native bf16 matrix products on this CPU: {'yes, so our torch families run them in bf16 (precision auto; SDV runs float32)' if meta.get('cpu_bf16') else 'no, every contender runs float32'}.",
         f"Rows per table {meta['rows']} (seeded sample, 80/20 train/holdout), epochs {meta['epochs']} for "
         "vae / gan / sdv-tvae / sdv-ctgan; other families use their defaults. Quality: SDMetrics "
@@ -258,21 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
     import sdv
 
-    meta = {
-        "command": "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "threads": args.threads, "platform": platform.platform(),
-        "torch": torch.__version__, "sdv": sdv.__version__, "cpu_bf16": cpu_has_bf16(),
-        "load_before": [round(x, 1) for x in os.getloadavg()],
-        "rows": args.rows, "epochs": args.epochs, "generators": names, "tables": tables,
-    }
+    meta = run_meta("bench.run", argv, args.threads, sdv=sdv.__version__, rows=args.rows, epochs=args.epochs,
+                    generators=names, tables=tables)
     rows: list[dict] = []
     keep: dict[str, Any] = {}
     _warm_up(names, tables[0], args)
     for table in tables:
         rows += run_table(table, names, args, keep)
     scale = run_scale(keep, args)
-    meta["load_after"] = [round(x, 1) for x in os.getloadavg()]
+    finish_meta(meta)
     result = {"meta": meta, "rows": rows, "speedups": _speedups(rows), "scale": scale}
     print(write_results(args.out, "latest", result, to_markdown))
     return 0

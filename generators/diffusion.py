@@ -34,6 +34,7 @@ import torch
 from pydantic import Field, model_validator
 
 from generators.base import ProgressCallback, ProgressEvent, no_progress
+from generators.layout import ModelLayout
 from generators.tabddpm import DiffusionShape, TabDDPM
 from generators.training import (
     TorchConfig,
@@ -103,6 +104,8 @@ class DiffusionGenerator(TorchGenerator):
     family = "diffusion"
     config_class = DiffusionConfig
     config: DiffusionConfig
+    model_order = True
+    layout: ModelLayout
 
     def __init__(self, config: DiffusionConfig | None = None) -> None:
         super().__init__(config)
@@ -115,9 +118,7 @@ class DiffusionGenerator(TorchGenerator):
     # TorchGenerator hooks ---------------------------------------------------------------------
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None
-        self.model = TabDDPM(
-            self.encoder.spans, self.encoder.width, self.config.shape(), saved_scheduler=extra.get("scheduler")
-        ).to(self.device)
+        self.model = TabDDPM(self.layout, self.config.shape(), saved_scheduler=extra.get("scheduler")).to(self.device)
         # The averaged copy that samples; with ema_decay = 0 it simply mirrors the weights.
         self.ema = self.model.make_denoiser().to(self.device)
         self.ema.load_state_dict(self.model.denoiser.state_dict())

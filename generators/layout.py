@@ -89,15 +89,15 @@ class BlockLayout:
         ``torch.split`` rather than slicing: its gradient is one concatenation, where each
         slice's gradient would be a zero-filled copy of the whole matrix.
         """
-        chunks = x.split([g.size * g.count for g in self.groups], dim=1) if self.groups else []
-        return [c.reshape(x.shape[0], g.count, g.size) for g, c in zip(self.groups, chunks)]
+        return [c.reshape(x.shape[0], g.count, g.size) for g, c in zip(self.groups, self.split(x))]
 
     def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Normalise each block of ``logits`` into log-probabilities."""
         return self._per_group(logits, lambda v, dim: F.log_softmax(v, dim=dim))
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(n, width) -> one (n, count * size) chunk per group, the input :meth:`MultinomialDiffusion.step` takes."""
+        """(n, width) -> one (n, count * size) chunk per group, the input :meth:`MultinomialDiffusion.step` takes
+        (``torch.split``, whose gradient is one concatenation: see :meth:`views`)."""
         return list(x.split([g.size * g.count for g in self.groups], dim=1)) if self.groups else []
 
     # -- sampling -----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
     """Standard Gumbel noise shaped like ``like`` (float32), from the global torch RNG.
 
     ``-log(-log(U))`` from one uniform draw: several times cheaper on a CPU than the exponential
-    draws ``F.gumbel_softmax`` makes, which were the largest single cost of a GAN step.
+    draws ``F.gumbel_softmax`` makes, which took about a tenth of a GAN step.
     """
     u = torch.rand(like.shape, device=like.device).clamp_(1e-12, 1 - 1e-7)
     return -torch.log(-torch.log(u))

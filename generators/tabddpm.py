@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import torch
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from generators.denoiser import MLPDenoiser
-from generators.layout import ModelLayout, SpanLike
+from generators.layout import ModelLayout
 from generators.multinomial_diffusion import MultinomialDiffusion
 
 BetaSchedule = Literal["linear", "squaredcos_cap_v2", "sigmoid"]
@@ -70,13 +70,14 @@ class TabDDPM(torch.nn.Module):
     Internally a batch is a pair: ``x_num`` (n, num_dim) float numeric features and ``x_cat``
     (n, n_columns) long, the category of each categorical block as a position in the
     concatenated one-hot layout whose blocks are sorted by size (see :class:`BlockLayout`).
-    :meth:`to_internal` / :meth:`from_internal` convert from / to the encoder's matrix.
+    :meth:`to_internal` / :meth:`from_internal` convert from / to a matrix in the model column
+    order of ``layout`` (:class:`ModelLayout`; :class:`TorchGenerator` puts the encoder's matrix in
+    that order).
     """
 
     def __init__(
         self,
-        spans: Sequence[SpanLike],
-        width: int,
+        layout: ModelLayout,
         shape: DiffusionShape,
         saved_scheduler: dict | None = None,
     ) -> None:
@@ -84,17 +85,16 @@ class TabDDPM(torch.nn.Module):
         the one derived from ``shape`` so a loaded model samples with exactly its training betas."""
         super().__init__()
         self.shape = shape
-        self.model_layout = ModelLayout(spans, width)
-        self.width = width
-        self.num_dim = self.model_layout.num_dim
-        self.cat_dim = self.model_layout.cat_dim
+        self.model_layout = layout
+        self.num_dim = layout.num_dim
+        self.cat_dim = layout.cat_dim
         if saved_scheduler is not None:
             self.scheduler = DDPMScheduler.from_config(saved_scheduler)
         else:
             self.scheduler = DDPMScheduler(**scheduler_config(shape))
         if self.scheduler.config.clip_sample:
             raise ValueError("clip_sample must be False: encoded features are not bounded to [-1, 1]")
-        self.layout = self.model_layout.blocks
+        self.layout = layout.blocks
         self.multinomial = MultinomialDiffusion(self.layout, self.scheduler.betas)
         self.denoiser = self.make_denoiser()
 
@@ -114,15 +114,13 @@ class TabDDPM(torch.nn.Module):
 
     # -- layout ----------------------------------------------------------------------------
     def to_internal(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder matrix -> (numeric features, category indices)."""
-        x_num, onehot = self.model_layout.split(self.model_layout.to_model(matrix))
-        x_cat = self.layout.indices(onehot)
-        return x_num, x_cat
+        """Model-order matrix -> (numeric features, category indices)."""
+        x_num, onehot = self.model_layout.split(matrix)
+        return x_num, self.layout.indices(onehot)
 
     def from_internal(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        """(numeric features, category indices) -> encoder matrix with exact one-hot blocks."""
-        out = torch.cat([x_num.float(), self.layout.onehot(x_cat)], dim=1) if self.cat_dim else x_num.float()
-        return self.model_layout.from_model(out)
+        """(numeric features, category indices) -> model-order matrix with exact one-hot blocks."""
+        return torch.cat([x_num.float(), self.layout.onehot(x_cat)], dim=1) if self.cat_dim else x_num.float()
 
     # -- training --------------------------------------------------------------------------
     def loss(

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -70,6 +71,7 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[np.random.
 Precision = Literal["auto", "fp32", "bf16"]
 
 
+@functools.cache  # a fact of the machine: probe it once per process
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there a bf16
     product is about four times faster than a float32 one; elsewhere bf16 is emulated and slower."""

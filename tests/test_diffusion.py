@@ -13,7 +13,7 @@ import torch
 
 from generators.base import ProgressEvent
 from generators.diffusion import DiffusionConfig, DiffusionGenerator
-from generators.layout import BlockLayout
+from generators.layout import BlockLayout, ModelLayout
 from generators.multinomial_diffusion import MultinomialDiffusion, log1mexp, onehot_to_log
 from generators.registry import make_generator
 from generators.tabddpm import DiffusionShape, TabDDPM, ddim_from
@@ -174,7 +174,7 @@ def test_scheduler_round_trip_noise_then_denoise(prediction_type: str, steps: in
     """Noise toy data to the last timestep with the DDPM scheduler, then walk back with the DDIM
     sampler fed by an oracle that knows the clean data: the data come back exactly. This pins
     the scheduler wiring (trailing spacing, alpha-to-one, no clipping, prediction targets)."""
-    model = TabDDPM([_Span("numeric", 0, 3)], 3, DiffusionShape(prediction_type=prediction_type))
+    model = TabDDPM(ModelLayout([_Span("numeric", 0, 3)], 3), DiffusionShape(prediction_type=prediction_type))
     ddpm = model.scheduler
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(500, 3, generator=gen) * 3 + 5  # far outside [-1, 1]: clipping would show
@@ -203,7 +203,7 @@ def test_tabddpm_learns_a_toy_mixture(seed: int) -> None:
     x1 = (c.float() - 1) * 2 + 0.3 * torch.randn(n)
     matrix = torch.cat([x1[:, None], torch.nn.functional.one_hot(c, 3).float()], dim=1)
     shape = DiffusionShape(hidden_dim=64, time_dim=16, num_train_timesteps=200, cat_ce_weight=1.0)
-    model = TabDDPM([_Span("numeric", 0, 1), _Span("categorical", 1, 4)], 4, shape)
+    model = TabDDPM(ModelLayout([_Span("numeric", 0, 1), _Span("categorical", 1, 4)], 4), shape)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     # decay to 0 as the generator does: at a constant rate SGD noise alone moves the marginals
     decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / 600)
