@@ -227,6 +227,8 @@ def _speedups(rows: list[dict]) -> list[dict]:
             a, b = by_key.get((table, ours_name)), by_key.get((table, ref))
             if a and b:
                 out.append({"table": table, "ours": ours_name, "reference": ref,
+                            "ours_fits": a.get("fit_s_runs") or [round(a["fit_s"], 2)],
+                            "reference_fits": b.get("fit_s_runs") or [round(b["fit_s"], 2)],
                             "fit_speedup": b["fit_s"] / a["fit_s"],
                             "fit_cpu_speedup": b["fit_cpu_s"] / a["fit_cpu_s"] if a.get("fit_cpu_s") else None,
                             "quality_diff": a["quality"] - b["quality"]})
@@ -263,11 +265,13 @@ def to_markdown(result: dict) -> str:
         )
     if result["speedups"]:
         lines += ["", "Same epochs, ours vs SDV:", "",
-                  "| table | ours | reference | fit speed-up (wall) | fit speed-up (CPU time) | quality difference |",
-                  "|---|---|---|---|---|---|"]
+                  "| table | ours | reference | our fits s | reference fits s | fit speed-up (wall, medians) | fit speed-up (CPU time) | quality difference |",
+                  "|---|---|---|---|---|---|---|---|"]
         for s in result["speedups"]:
             cpu = f"{s['fit_cpu_speedup']:.1f}x" if s.get("fit_cpu_speedup") else "—"
-            lines.append(f"| {s['table']} | {s['ours']} | {s['reference']} | {s['fit_speedup']:.1f}x | {cpu} | {s['quality_diff']:+.3f} |")
+            fits = [" / ".join(f"{x:.1f}" for x in s.get(key, [])) or "—" for key in ("ours_fits", "reference_fits")]
+            lines.append(f"| {s['table']} | {s['ours']} | {s['reference']} | {fits[0]} | {fits[1]} | "
+                         f"{s['fit_speedup']:.1f}x | {cpu} | {s['quality_diff']:+.3f} |")
     if result["scale"]:
         lines += ["", "Scale checks:", "", "| check | generator | seconds | peak MB | detail |", "|---|---|---|---|---|"]
         for s in result["scale"]:
