@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             options["min_steps"] = 0  # exactly `epochs` epochs, so seconds per epoch compare
         for device in ("cpu", "cuda"):
             gen = make_generator(family, options, device=device, seed=0)
-            make_generator(family, {"epochs": 1}, device=device, seed=0).fit(train.iloc[:300], table.schema)  # warm-up
+            make_generator(family, {**options, "epochs": 1}, device=device, seed=0).fit(train.iloc[:300], table.schema)  # warm-up
             start = time.perf_counter()
             gen.fit(train, table.schema)
             if device == "cuda":

@@ -1,6 +1,7 @@
 """The `synthesize` flow: ingest → profile → split/protect → train → sample → validate → publish."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import shutil
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
@@ -20,6 +20,7 @@ from flows import auto
 from flows.placement import TRAIN_DEPLOYMENT, Placement, TrainingFailedError, TrainOutcome, delete_tree, fetch_model, model_location, train, training_key
 from flows.train_generator import TrainRequest
 from tasks import steps
+from tasks.private import PRIVATE
 from tasks.progress import notify
 from tasks.release import code_version, ensure_writable, new_release_id
 from tasks.sources import SourceSpec, default_name
@@ -142,6 +143,8 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
                 source, schema, params.holdout_fraction, params.seed, work_dir, params.protections
             )
         requests = {family: _train_request(params, family, refs, schema, store, is_auto) for family in families}
+        # where each family's synthetic table and report go: one folder per candidate with auto
+        family_dirs = {family: join(work_dir, "candidates", family) if is_auto else work_dir for family in families}
         with clock.step("train"):
             outcomes, errors = _train_all(requests, params)
         n = params.rows or source.rows
@@ -154,13 +157,11 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             for family, outcome in outcomes.items():
                 with _candidate_errors(errors, family, is_auto):
                     model_dir = fetch_model(outcome.model_uri, scratch)
-                    sample_dir = join(work_dir, "candidates", family) if is_auto else work_dir
-                    synthetic_refs[family] = steps.sample(model_dir, schema, n, params.seed, source, sample_dir)
+                    synthetic_refs[family] = steps.sample(model_dir, schema, n, params.seed, source, family_dirs[family])
         with clock.step("validate"):
             for family, ref in synthetic_refs.items():
                 with _candidate_errors(errors, family, is_auto):
-                    report_dir = join(work_dir, "candidates", family) if is_auto else work_dir
-                    gates[family] = steps.validate(refs, ref, schema, params.gate, n, report_dir)
+                    gates[family] = steps.validate(refs, ref, schema, params.gate, n, family_dirs[family])
         for family in families:
             candidates.append(_candidate_record(family, requests[family], outcomes.get(family), errors.get(family), gates.get(family)))
         chosen, decided_by = auto.choose(candidates)
@@ -176,10 +177,7 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             flow_run_id=str(flow_run.get_id() or ""),
         )
         with clock.step("publish"):
-            release_path = steps.publish(
-                str(out_root), dataset, synthetic_refs[family], schema, gate, manifest, release_id,
-                gate.artifacts.get("report_html_uri"),
-            )
+            release_path = steps.publish(str(out_root), dataset, synthetic_refs[family], schema, gate, manifest, release_id)
     finally:
         # The working folder (and a run-only model store inside it) holds real data: never leave it behind.
         delete_tree(work_dir)
@@ -278,7 +276,6 @@ def build_manifest(
     candidates: list[dict[str, Any]] | None = None,
     decided_by: str = "",
     flow_run_id: str = "",
-    created_at: str | None = None,
 ) -> dict[str, Any]:
     """The release manifest (also copied into report.json), before tasks.release adds the files.
 
@@ -286,7 +283,7 @@ def build_manifest(
     ``spec.display`` and the query only its sha256 (see :func:`release_parameters`).
     """
     manifest: dict[str, Any] = {
-        "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {
             "location": spec.display,
             "query_sha256": query_sha256(spec.query),
@@ -341,7 +338,7 @@ def _train_request(params: SynthesizeParams, family: str, refs, schema, store: s
 
 # A task so deployment trainings run side by side; private like the pipeline's tasks (the
 # request carries the schema, which names real categories).
-_train_task = task(name="train-candidate", persist_result=False, cache_policy=NO_CACHE)(train)
+_train_task = task(name="train-candidate", **PRIVATE)(train)
 
 
 def _train_all(requests: dict[str, TrainRequest], params: SynthesizeParams) -> tuple[dict[str, TrainOutcome], dict[str, str]]:
@@ -358,20 +355,14 @@ def _train_all(requests: dict[str, TrainRequest], params: SynthesizeParams) -> t
     if len(requests) == 1:
         (family, request), = requests.items()
         return {family: train(request, **args)}, {}
-    outcomes, errors = {}, {}
     if params.training == "inline":
-        for family, request in requests.items():
-            try:
-                outcomes[family] = train(request, **args)
-            except Exception as exc:  # one candidate's failure must not sink the others
-                errors[family] = f"{type(exc).__name__}: {exc}"
-        return outcomes, errors
-    futures = {family: _train_task.submit(request, **args) for family, request in requests.items()}
-    for family, future in futures.items():
-        try:
-            outcomes[family] = future.result()
-        except Exception as exc:  # one candidate's failure must not sink the others
-            errors[family] = f"{type(exc).__name__}: {exc}"
+        getters = {family: functools.partial(train, request, **args) for family, request in requests.items()}
+    else:  # every child is submitted before the first is waited for
+        getters = {family: _train_task.submit(request, **args).result for family, request in requests.items()}
+    outcomes, errors = {}, {}
+    for family, get in getters.items():
+        with _candidate_errors(errors, family, is_auto=True):  # one candidate's failure must not sink the others
+            outcomes[family] = get()
     return outcomes, errors
 
 
@@ -417,6 +408,4 @@ def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str,
 
 def _key(text: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
-    import re
-
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "synthpipe"

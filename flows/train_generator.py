@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
 from flows.placement import effective_device, host_info, pin_worker_gpu, read_marker, save_model, training_key
 from generators.registry import make_generator
+from tasks.private import PRIVATE
 from tasks.progress import ArtifactProgress
 from tasks.storage import TableRef, read_frame
 from validation.schema import TableSchema
@@ -35,7 +35,7 @@ class TrainRequest(BaseModel):
 
 # The request carries the schema (which names real categories): Prefect must not pickle it or
 # hash it into a cache key. The model store (flows/placement.py) is the training cache.
-@task(name="fit-generator", persist_result=False, cache_policy=NO_CACHE)
+@task(name="fit-generator", **PRIVATE)
 def fit_generator(request: TrainRequest) -> str:
     """Fit and save, unless a complete model with the same key is already there."""
     logger = get_run_logger()

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
-from validation.columns import DatetimeForm, datetime_seconds, dtype_name, seconds_to_datetime_like
+from validation.columns import DatetimeForm, dtype_name, numeric_values, seconds_to_datetime_like
 from validation.schema import ColumnKind, TableSchema
 
 _NULL = "__null__"
@@ -81,7 +81,7 @@ class CopulaGenerator(Generator):
                     # SDV's UniformEncoder: a uniform draw inside the category's interval
                     encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
             else:
-                numeric = _to_numeric(s, col.kind, col.datetime_format)
+                numeric = numeric_values(s, col)
                 if col.kind == ColumnKind.DATETIME:
                     entry["datetime_form"] = DatetimeForm.of(s).to_json()
                 null = np.isnan(numeric)
@@ -175,13 +175,6 @@ class CopulaGenerator(Generator):
         gen._plan, gen._dtypes, gen._model_dict = state["plan"], state["dtypes"], state["model"]
         gen._model = GaussianMultivariate.from_dict(gen._model_dict) if gen._model_dict else None
         return gen
-
-
-def _to_numeric(s: pd.Series, kind: ColumnKind, fmt: str | None = None) -> np.ndarray:
-    """float64 values, NaN for nulls; datetimes as seconds since the epoch in any form and year."""
-    if kind == ColumnKind.DATETIME:
-        return datetime_seconds(s, fmt)
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
 def _datetime_form(entry: dict, dtype: str) -> DatetimeForm:

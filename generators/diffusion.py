@@ -34,7 +34,6 @@ import torch
 from pydantic import Field, model_validator
 
 from generators.base import ProgressCallback, ProgressEvent, no_progress
-from generators.layout import ModelLayout
 from generators.tabddpm import DiffusionShape, TabDDPM
 from generators.training import (
     TorchConfig,
@@ -104,8 +103,6 @@ class DiffusionGenerator(TorchGenerator):
     family = "diffusion"
     config_class = DiffusionConfig
     config: DiffusionConfig
-    model_order = True
-    layout: ModelLayout
 
     def __init__(self, config: DiffusionConfig | None = None) -> None:
         super().__init__(config)

@@ -157,8 +157,7 @@ class _NumericCodec:
             x[null] = np.nan
             return _restore(x, cfg["dtype"], cfg["null_token"])
         ticks = np.where(null, 0, np.rint(x)).astype(np.int64) + cfg["origin"]
-        fmt = cfg["datetime_format"] or "%Y-%m-%dT%H:%M:%S"
-        out = ticks_to_datetime_like(ticks, null, self._tick_unit(), self._form(), fmt)
+        out = ticks_to_datetime_like(ticks, null, self._tick_unit(), self._form(), cfg["datetime_format"])
         if cfg["datetime_mode"] == "datetime64":
             return out
         return _restore(out, cfg["dtype"], cfg["null_token"])
@@ -179,11 +178,10 @@ class _NumericCodec:
             form = DatetimeForm.of(s)
             cfg["datetime_mode"] = cls._MODES[form.kind]
             cfg["datetime_format"] = col.datetime_format
-            cfg["tick_unit"] = s.dt.unit if form.kind == "datetime64" else "us"
-            cfg["unit"] = cfg["tick_unit"]
             cfg["tz"] = form.tz
-            cfg["utc"] = form.tz is not None  # kept for older readers of the config
-            ticks, null, unit = datetime_ticks(s, col.datetime_format, unit=cfg["tick_unit"])
+            # ticks in the column's own unit (datetime64) or microseconds (any other form)
+            ticks, null, unit = datetime_ticks(s, col.datetime_format)
+            cfg["tick_unit"] = unit
             offsets = ticks[~null]
             if len(offsets):
                 # re-centre on the minimum so float64 keeps tick-level precision

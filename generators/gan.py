@@ -34,7 +34,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from generators.base import ProgressCallback
-from generators.layout import ModelLayout
 from generators.training import TorchConfig, TorchGenerator, adam, autocast, frozen, train_epochs
 
 
@@ -243,8 +242,6 @@ class GANGenerator(TorchGenerator):
     family = "gan"
     config_class = GANConfig
     config: GANConfig
-    model_order = True
-    layout: ModelLayout
 
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None

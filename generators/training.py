@@ -13,7 +13,8 @@
 * :func:`save_model` / :func:`load_model` — module weights and encoder arrays as safetensors,
   everything else as JSON through ``Generator._write_meta``; loading never unpickles.
 * :class:`TorchGenerator` — the fit/sample/save/load skeleton on the shared encoder; a family
-  supplies its networks, one training run and one batch of generated encoded rows.
+  supplies its networks, one training run and one batch of generated encoded rows, all in the
+  model column order of :class:`ModelLayout`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import random
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import ClassVar, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -239,18 +240,17 @@ class TorchGenerator(Generator):
 
     config: TorchConfig
     config_class = TorchConfig
-    # train and generate in the model column order of :class:`ModelLayout` (numeric dims first,
-    # one-hot blocks grouped by size): ``_prepare``/``_train`` get, and ``_generate`` returns,
-    # matrices in that order, and ``self.layout`` describes it
-    model_order: ClassVar[bool] = False
+    # the model column order of :class:`ModelLayout` (numeric dims first, one-hot blocks grouped
+    # by size): ``_prepare``/``_train`` get, and ``_generate`` returns, matrices in that order.
+    # Derived from the encoder whenever it is set (see :attr:`encoder`); None before fit/load.
+    layout: ModelLayout | None
 
     def __init__(self, config: TorchConfig | None = None) -> None:
         super().__init__(config)
-        self.encoder: TabularEncoder | None = None
+        self.encoder = None
         self.device: torch.device = torch.device("cpu")
         self.amp_dtype: torch.dtype = torch.float32  # of matrix products, set from ``precision`` on fit/load
         self.loss_history: list[dict[str, float]] = []
-        self.layout: ModelLayout | None = None
 
     # hooks ----------------------------------------------------------------------------------
     @abstractmethod
@@ -277,6 +277,16 @@ class TorchGenerator(Generator):
         """Derive what :meth:`_build` needs from the training matrix (default: nothing)."""
         return {}
 
+    @property
+    def encoder(self) -> TabularEncoder | None:
+        """The fitted encoder (None before fit/load); setting it also sets :attr:`layout`."""
+        return self._encoder
+
+    @encoder.setter
+    def encoder(self, encoder: TabularEncoder | None) -> None:
+        self._encoder = encoder
+        self.layout = None if encoder is None else ModelLayout(encoder.spans, encoder.width)
+
     # interface ------------------------------------------------------------------------------
     def fit(self, table: pd.DataFrame, schema: TableSchema, progress: ProgressCallback = no_progress) -> "TorchGenerator":
         """Encode the modeled columns of ``table`` and train the family's networks on them."""
@@ -287,11 +297,8 @@ class TorchGenerator(Generator):
         self.schema = schema
         with seeded(self.config.seed, self.device):
             self.encoder = TabularEncoder(max_categories=self.config.max_categories).fit(table, schema)
-            self.layout = ModelLayout(self.encoder.spans, self.encoder.width) if self.model_order else None
-            data = torch.from_numpy(self.encoder.transform(table))
-            if self.layout is not None:
-                data = self.layout.to_model(data)  # the encoder-order matrix is freed here
-            data = data.to(self.device)
+            # to model order; the encoder-order matrix is freed here
+            data = self.layout.to_model(torch.from_numpy(self.encoder.transform(table))).to(self.device)
             self._build(self._prepare(data))
             self.loss_history = self._train(data, progress)
         return self
@@ -311,9 +318,8 @@ class TorchGenerator(Generator):
                 size = min(self.config.sample_batch_size, n - done)
                 if size > 0 or not parts:
                     with autocast(self.device, self.amp_dtype):
-                        rows = self._generate(size) if size > 0 else torch.zeros(0, self.encoder.width)
-                    if self.layout is not None and size > 0:
-                        rows = self.layout.from_model(rows)
+                        rows = self._generate(size) if size > 0 else torch.zeros(0, self.layout.width)
+                    rows = self.layout.from_model(rows)
                     # decode batch by batch: the float matrix of a one-hot-heavy table is many
                     # times larger than the decoded rows, so 1M rows never exist as a matrix
                     batch_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
@@ -339,7 +345,6 @@ class TorchGenerator(Generator):
         config, schema, meta, encoder, tensors = load_model(cls, directory)
         gen = cls(config)  # type: ignore[arg-type]
         gen.schema, gen.encoder = schema, encoder
-        gen.layout = ModelLayout(encoder.spans, encoder.width) if cls.model_order else None
         gen.loss_history = meta.get("loss_history", [])
         gen.device = sampling_device(config.device)
         gen.amp_dtype = mixed_precision(gen.device, gen.config.precision)

@@ -12,7 +12,6 @@ from pydantic import Field
 from torch import nn
 
 from generators.base import ProgressCallback
-from generators.layout import ModelLayout
 from generators.training import TorchConfig, TorchGenerator, adam, autocast, shuffled_rows, train_epochs
 
 
@@ -71,8 +70,6 @@ class VAEGenerator(TorchGenerator):
     family = "vae"
     config_class = VAEConfig
     config: VAEConfig
-    model_order = True
-    layout: ModelLayout
 
     def _build(self, extra: dict) -> None:
         assert self.encoder is not None

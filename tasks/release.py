@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -24,6 +25,8 @@ from validation.schema import TableSchema
 
 PART_ROWS = 1_000_000
 QUARANTINE = "quarantine"
+
+log = logging.getLogger(__name__)
 
 
 def ensure_writable(out: str | Path) -> Path:
@@ -97,12 +100,26 @@ def write_release(
     files: dict[str, str | bytes],
     passed: bool,
     release_id: str | None = None,
+    reuse_existing: bool = False,
 ) -> Path:
-    """Write a release (or a quarantined run) atomically and, if it passed, move LATEST to it."""
+    """Write a release (or a quarantined run) atomically and, if it passed, move LATEST to it.
+
+    An existing folder is never overwritten. With ``reuse_existing`` (a retried write of the same
+    release, e.g. after moving LATEST failed) a complete folder of this ``release_id`` and
+    ``dataset`` is returned instead of refused, and a passed one gets LATEST unless a newer
+    release has taken it since.
+    """
     dataset_dir = ensure_writable(Path(out) / dataset)
     release_id = release_id or new_release_id()
     final = dataset_dir / release_id if passed else dataset_dir / QUARANTINE / release_id
     if final.exists():
+        if reuse_existing and _is_release(final, dataset, release_id):
+            if passed:
+                current = latest_release(dataset_dir)
+                if current is None or current.name < release_id:  # release ids sort by time: never move LATEST backwards
+                    move_latest(dataset_dir, release_id)
+            log.info("release %s is already in place at %s (an earlier attempt wrote it)", release_id, final)
+            return final
         raise OutputError(f"release {final} already exists; refusing to overwrite it")
     tmp = dataset_dir / f".tmp-{release_id}"
     try:
@@ -137,6 +154,16 @@ def write_release(
     if passed:
         move_latest(dataset_dir, release_id)
     return final
+
+
+def _is_release(folder: Path, dataset: str, release_id: str) -> bool:
+    """Whether ``folder`` is the complete release ``release_id`` of ``dataset``: a release is
+    renamed into place only once complete, so a manifest naming it means the write succeeded."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("release_id") == release_id and manifest.get("dataset") == dataset
 
 
 def move_latest(dataset_dir: Path, release_id: str) -> None:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import json
-import posixpath
 from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from generators.registry import load_generator
+from tasks.private import PRIVATE
 from tasks.progress import ArtifactProgress
 from tasks.sources import SourceSpec, read_source
-from tasks.storage import TableRef, filesystem, join, read_arrow, read_frame, write_arrow, write_frame
+from tasks.storage import TableRef, join, read_arrow, read_frame, read_text, write_arrow, write_frame, write_text
 from validation.errors import InputError, SynthpipeError
 from validation.gate import GateConfig, GateResult, run_gate
 from validation.profile import MIN_ROWS, profile_table
@@ -22,12 +21,6 @@ from validation.schema import TableSchema
 from validation.split import split_train_holdout
 from validation.suppression import SuppressionConfig, suppress, suppressed_schema
 
-
-# Tasks here take and return real data (tables by reference, but also schemas naming real
-# categories, gate results with distance arrays) or are large: Prefect must never pickle their
-# inputs or results into its result storage, also on a server that persists results by default.
-# Our own training cache (flows/placement.py) is separate from Prefect's.
-PRIVATE = dict(persist_result=False, cache_policy=NO_CACHE)
 
 _DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
 
@@ -136,21 +129,6 @@ def validate(
     return result
 
 
-def write_text(text: str, uri: str) -> str:
-    """Write a UTF-8 text file (local path or object-store URI); return its location."""
-    fs, path = filesystem(uri)
-    fs.create_dir(posixpath.dirname(path), recursive=True)
-    with fs.open_output_stream(path) as fh:
-        fh.write(text.encode("utf-8"))
-    return uri
-
-
-def read_text(uri: str) -> str:
-    fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as fh:
-        return fh.read().decode("utf-8")
-
-
 @task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_transient, **PRIVATE)
 def publish(
     out: str,
@@ -160,55 +138,26 @@ def publish(
     gate: GateResult,
     manifest: dict[str, Any],
     release_id: str,
-    report_html_uri: str | None = None,
 ) -> str:
-    """Write the release (or the quarantine) atomically; LATEST moves only on a pass.
+    """Write the release (or the quarantine) atomically; LATEST moves only on a pass. The HTML
+    report is read from where :func:`validate` left it, ``gate.artifacts["report_html_uri"]``.
 
     Safe to retry: when the release folder of ``release_id`` is already in place (an earlier
     attempt renamed it there and then failed, e.g. moving LATEST), its path is returned instead
     of refusing to overwrite it.
     """
     from tasks.release import to_release_arrow, write_release
-
-    done = _published_already(out, dataset, release_id, gate.passed)
-    if done is not None:
-        get_run_logger().info("release %s is already in place at %s (an earlier attempt wrote it)", release_id, done)
-        return str(done)
     from validation.report import build_report_json
 
+    report_html_uri = gate.artifacts.get("report_html_uri")
     table = to_release_arrow(read_frame(synthetic), schema)
     files = {
         "report.html": read_text(report_html_uri) if report_html_uri else "",
         "report.json": json.dumps(build_report_json(gate, dataset, extra=_report_extra(manifest)), indent=2, default=str),
         "great_expectations.json": json.dumps(gate.artifacts.get("great_expectations", {}), indent=2, default=str),
     }
-    path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id)
+    path = write_release(out, dataset, table, manifest, files, passed=gate.passed, release_id=release_id, reuse_existing=True)
     return str(path)
-
-
-def _published_already(out: str, dataset: str, release_id: str, passed: bool) -> Path | None:
-    """The complete folder of ``release_id`` when an earlier attempt of this publish wrote it.
-
-    The folder is renamed into place only once complete, so its presence (with a manifest naming
-    this release) means the write succeeded; a passed release also gets LATEST, unless a newer
-    release has taken it since.
-    """
-    from tasks.release import QUARANTINE, move_latest
-
-    dataset_dir = Path(out) / dataset
-    final = dataset_dir / release_id if passed else dataset_dir / QUARANTINE / release_id
-    try:
-        manifest = json.loads((final / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if manifest.get("release_id") != release_id or manifest.get("dataset") != dataset:
-        return None
-    if passed:
-        latest = dataset_dir / "LATEST"
-        current = latest.read_text().strip() if latest.exists() else ""
-        if current < release_id:  # release ids sort by time: never move LATEST backwards
-            move_latest(dataset_dir, release_id)
-    return final
 
 
 def _report_extra(manifest: dict[str, Any]) -> dict[str, Any]:

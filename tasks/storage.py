@@ -59,6 +59,21 @@ def read_arrow(ref: TableRef | str) -> pa.Table:
     return pq.read_table(path, filesystem=fs)
 
 
+def write_text(text: str, uri: str) -> str:
+    """Write a UTF-8 text file (local path or object-store URI); return its location."""
+    fs, path = filesystem(uri)
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as fh:
+        fh.write(text.encode("utf-8"))
+    return uri
+
+
+def read_text(uri: str) -> str:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as fh:
+        return fh.read().decode("utf-8")
+
+
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     """pandas view of an Arrow table; decimal columns become float64 so every model sees numbers
     (the release casts them back to the source's decimal type)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 # Before anything imports Prefect: a fresh home per session, no analytics, a patient start-up.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthpipe-prefect-")
@@ -23,3 +24,11 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def weather_csv(tmp_path_factory) -> Path:
+    """A 3000-row weather CSV (see :func:`tests.tables.weather_csv`), one per test module."""
+    from tests.tables import weather_csv as write_weather_csv
+
+    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=3000)

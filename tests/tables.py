@@ -50,3 +50,12 @@ def weather_csv(folder: Path, rows: int) -> Path:
     path = Path(folder) / "weather.csv"
     df.to_csv(path, index=False)
     return path
+
+
+def blocks(x, sizes: list[int]) -> list:
+    """The per-block slices of a (n, width) matrix: consecutive column blocks of ``sizes``."""
+    out, start = [], 0
+    for k in sizes:
+        out.append(x[:, start:start + k])
+        start += k
+    return out

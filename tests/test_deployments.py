@@ -9,17 +9,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from flows import auto
 from flows.placement import effective_device, enter_checkout, generator_code_version, training_key
 from tests.leaky import install_copying_generator
-from tests.tables import nycflights_dir, real_table, weather_csv as write_weather_csv
+from tests.tables import nycflights_dir, real_table
 from validation.errors import ConfigError, GateFailedError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,20 +294,11 @@ def _find_key(tree, key):
     return None
 
 
-def _install_copying_vae(monkeypatch):
-    """A 'vae' candidate that replays training rows: the gate must reject it, so auto must not
-    publish it whatever its fidelity."""
-    install_copying_generator(monkeypatch, "vae")
-
-
-@pytest.fixture(scope="module")
-def weather_csv(tmp_path_factory) -> Path:
-    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=3000)
-
-
 @pytest.mark.flow
 def test_auto_trains_every_candidate_gates_each_and_records_the_comparison(prefect_server, weather_csv, tmp_path, monkeypatch):
-    _install_copying_vae(monkeypatch)
+    # a 'vae' candidate that replays training rows: the gate must reject it, so auto must not
+    # publish it whatever its fidelity
+    install_copying_generator(monkeypatch, "vae")
     manifest = _synthesize(source=str(weather_csv), out=str(tmp_path), rows=600, generator="auto",
                            candidates=["copula", "vae"], generator_options={"copula": {"distribution": "beta"}})
     cands = {c["family"]: c for c in manifest["candidates"]}
@@ -424,21 +413,20 @@ def _in_a_flow(task, *args):
 
 
 def _publish_inputs(tmp_path):
-    from tasks.steps import write_text
-    from tasks.storage import write_frame
+    from tasks.storage import write_frame, write_text
     from validation.gate import GateResult
 
     df, schema = real_table("planes", rows=120)
     synthetic = write_frame(df, str(tmp_path / "work" / "synthetic.parquet"))
     report = write_text("<html>report</html>", str(tmp_path / "work" / "report.html"))
-    return synthetic, schema, GateResult(), report
+    return synthetic, schema, GateResult(artifacts={"report_html_uri": report})
 
 
 @pytest.mark.flow
 def test_publish_retries_io_errors_and_a_retry_finds_its_own_release(prefect_server, tmp_path, monkeypatch):
     from tasks import release, steps
 
-    synthetic, schema, gate, report = _publish_inputs(tmp_path)
+    synthetic, schema, gate = _publish_inputs(tmp_path)
     real_move = release.move_latest
     calls = []
 
@@ -449,7 +437,7 @@ def test_publish_retries_io_errors_and_a_retry_finds_its_own_release(prefect_ser
         real_move(dataset_dir, release_id)
 
     monkeypatch.setattr(release, "move_latest", flaky_move)
-    path = _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {"x": 1}, "20240101T000000Z-abcdef", report)
+    path = _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {"x": 1}, "20240101T000000Z-abcdef")
     assert Path(path) == tmp_path / "out" / "planes" / "20240101T000000Z-abcdef" and len(calls) == 2
     assert (tmp_path / "out" / "planes" / "LATEST").read_text().strip() == "20240101T000000Z-abcdef"
     assert (Path(path) / "report.html").read_text() == "<html>report</html>"
@@ -460,7 +448,7 @@ def test_publish_retries_io_errors_and_a_retry_finds_its_own_release(prefect_ser
 def test_publish_does_not_retry_a_deterministic_error(prefect_server, tmp_path, monkeypatch):
     from tasks import release, steps
 
-    synthetic, schema, gate, report = _publish_inputs(tmp_path)
+    synthetic, schema, gate = _publish_inputs(tmp_path)
     calls = []
 
     def bad_cast(frame, schema):
@@ -469,7 +457,7 @@ def test_publish_does_not_retry_a_deterministic_error(prefect_server, tmp_path, 
 
     monkeypatch.setattr(release, "to_release_arrow", bad_cast)
     with pytest.raises(ValueError, match="cannot be cast"):
-        _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {}, "20240101T000000Z-abcdef", report)
+        _in_a_flow(steps.publish, str(tmp_path / "out"), "planes", synthetic, schema, gate, {}, "20240101T000000Z-abcdef")
     assert len(calls) == 1
 
 

@@ -17,7 +17,7 @@ from generators.layout import BlockLayout, ModelLayout
 from generators.multinomial_diffusion import MultinomialDiffusion, log1mexp, onehot_to_log
 from generators.registry import make_generator
 from generators.tabddpm import DiffusionShape, TabDDPM, ddim_from
-from tests.tables import real_table
+from tests.tables import blocks as _blocks, real_table
 from validation.errors import ConfigError, DeviceUnavailableError
 from validation.profile import profile_table
 
@@ -44,12 +44,6 @@ def _schedule(t_max: int = 100) -> torch.Tensor:
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=t_max, beta_schedule="squaredcos_cap_v2").betas
-
-
-def _blocks(x: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    """The per-block slices of a (n, width) matrix."""
-    starts = [0, *torch.tensor(sizes).cumsum(0).tolist()]
-    return [x[:, a:b] for a, b in zip(starts, starts[1:])]
 
 
 def test_block_layout_groups_equal_sizes_and_converts_indices() -> None:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.leaky import install_copying_generator
-from tests.tables import nycflights_dir, weather_csv as write_weather_csv
+from tests.tables import nycflights_dir
 from validation.errors import GateFailedError
 
 pytestmark = pytest.mark.flow
@@ -48,11 +48,6 @@ def test_flow_publishes_a_release_with_the_source_schema(prefect_server, planes_
 
     second = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=500, seed=1))
     assert second.release_path != result.release_path and release.exists()
-
-
-@pytest.fixture(scope="module")
-def weather_csv(tmp_path_factory) -> Path:
-    return write_weather_csv(tmp_path_factory.mktemp("src"), rows=3000)
 
 
 def test_gate_failure_quarantines_and_keeps_latest(prefect_server, weather_csv, tmp_path, monkeypatch):

@@ -10,18 +10,10 @@ from generators.encoder import TabularEncoder
 from generators.gan import _CondLinear, _Critic, _keep_mask
 from generators.layout import _LAST_DIM_MIN, BlockLayout, ModelLayout
 from generators.training import cpu_has_bf16, frozen, mixed_precision
-from tests.tables import real_table
+from tests.tables import blocks as _blocks, real_table
 
 # block sizes on both sides of the threshold where the ops switch memory layout
 SIZES = [2, 2, 3, 7, _LAST_DIM_MIN - 1, _LAST_DIM_MIN + 5, _LAST_DIM_MIN + 5]
-
-
-def _blocks(x: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    out, start = [], 0
-    for k in sizes:
-        out.append(x[:, start:start + k])
-        start += k
-    return out
 
 
 def test_model_layout_round_trip_on_a_real_table() -> None:

@@ -226,7 +226,7 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype)
 
 
-def _utc_format(fmt: str | None) -> bool:
+def utc_format(fmt: str | None) -> bool:
     """Text written in this format carries UTC (a literal ``Z``) or an offset (``%z``)."""
     return bool(fmt and (fmt.endswith("Z") or "%z" in fmt))
 
@@ -418,7 +418,7 @@ def ticks_to_datetime_like(
     stamps = pd.Series(np.where(null, _NAT, _rescale(ticks, null, unit, "us")).view("datetime64[us]"))
     if form.kind == "text":
         layout = fmt or _TEXT_DEFAULT_FORMAT
-        if _utc_format(layout):
+        if utc_format(layout):
             stamps = stamps.dt.tz_localize("UTC")
         values = stamps.dt.strftime(layout).to_numpy(dtype=object).copy()
     else:

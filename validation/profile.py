@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from validation.columns import datetime_ticks
+from validation.columns import datetime_ticks, utc_format
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -45,7 +45,10 @@ def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = 
     if arrow_schema is None:
         df = coerce_mixed_columns(df)
         arrow_schema = pa.Schema.from_pandas(df, preserve_index=False)
-    columns = [_profile_column(_numeric_view(df[col], arrow_schema.field(col).type), arrow_schema.field(col).type) for col in df.columns]
+    columns = []
+    for col in df.columns:
+        arrow_type = arrow_schema.field(col).type
+        columns.append(_profile_column(_numeric_view(df[col], arrow_type), arrow_type))
     return TableSchema(
         name=name,
         n_rows=len(df),
@@ -109,21 +112,21 @@ def _detect_kind(
     if len(non_null) == 0:
         return _kind_from_arrow(arrow_type), {}
     if pa.types.is_boolean(arrow_type) or pd.api.types.is_bool_dtype(non_null):
-        return ColumnKind.BOOLEAN, {"categories": _category_counts(non_null)}
+        return ColumnKind.BOOLEAN, {"categories": category_counts(non_null)}
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type) or pd.api.types.is_datetime64_any_dtype(non_null):
         return ColumnKind.DATETIME, _datetime_range(non_null)
     unique_ratio = n_unique / len(non_null)
     pii = _pii_by_name(name)
     if pii is not None:  # by name first: a phone or national-id column may hold plain numbers
-        return ColumnKind.PII, {"pii_type": pii} | (_numeric_range(non_null) if pd.api.types.is_numeric_dtype(non_null) else {})
+        return ColumnKind.PII, {"pii_type": pii} | (numeric_range(non_null) if pd.api.types.is_numeric_dtype(non_null) else {})
     if pa.types.is_decimal(arrow_type):
-        return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": arrow_type.scale}
+        return ColumnKind.FLOAT, numeric_range(non_null) | {"decimals": arrow_type.scale}
     if pd.api.types.is_numeric_dtype(non_null):
         if _STRICT_KEY_NAME.search(name) and unique_ratio == 1.0 and len(non_null) >= 20:
-            return ColumnKind.KEY, _numeric_range(non_null)
+            return ColumnKind.KEY, numeric_range(non_null)
         if pa.types.is_integer(arrow_type) or pd.api.types.is_integer_dtype(non_null):
-            return ColumnKind.INTEGER, _numeric_range(non_null)
-        return ColumnKind.FLOAT, _numeric_range(non_null) | {"decimals": _decimals(non_null)}
+            return ColumnKind.INTEGER, numeric_range(non_null)
+        return ColumnKind.FLOAT, numeric_range(non_null) | {"decimals": _decimals(non_null)}
     values = non_null.astype(str)
     sample = values.sample(min(len(values), _SAMPLE), random_state=0) if len(values) > _SAMPLE else values
     # Dates before content-based PII: "2020-01-05" also looks like a phone number.
@@ -141,7 +144,7 @@ def _detect_kind(
     mean_len = float(sample.str.len().mean())
     if mean_len > 30 and unique_ratio > 0.5:
         return ColumnKind.TEXT, {}
-    return ColumnKind.CATEGORICAL, {"categories": _category_counts(non_null)}
+    return ColumnKind.CATEGORICAL, {"categories": category_counts(non_null)}
 
 
 def _kind_from_arrow(arrow_type: pa.DataType) -> ColumnKind:
@@ -162,13 +165,14 @@ def _datetime_range(values: pd.Series, fmt: str | None = None) -> dict:
     ticks = ticks[~null]
     if not len(ticks):
         return {}
-    aware = isinstance(values.dtype, pd.DatetimeTZDtype) or (fmt is not None and (fmt.endswith("Z") or "%z" in fmt))
+    aware = isinstance(values.dtype, pd.DatetimeTZDtype) or utc_format(fmt)
     suffix = "+00:00" if aware else ""
     iso = lambda t: np.datetime_as_string(np.datetime64(int(t), unit), unit="s") + suffix  # noqa: E731
     return {"min": iso(ticks.min()), "max": iso(ticks.max())}
 
 
-def _numeric_range(values: pd.Series) -> dict:
+def numeric_range(values: pd.Series | np.ndarray) -> dict:
+    """``min`` and ``max`` of the (null-free) values as floats."""
     return {"min": float(values.min()), "max": float(values.max())}
 
 
@@ -181,7 +185,9 @@ def _decimals(values: pd.Series) -> int:
     return 10
 
 
-def _category_counts(values: pd.Series) -> list[CategoryCount]:
+def category_counts(values: pd.Series) -> list[CategoryCount]:
+    """Value frequencies, most frequent first (nulls left out); a pandas ``category`` column
+    lists its unused categories too, with count 0."""
     counts = values.value_counts(sort=True)
     out = []
     for v, c in counts.items():

@@ -51,7 +51,8 @@ def fill_protected(
             continue
         col_rng = np.random.default_rng([seed, i])
         arrow_type = arrow_types.get(col.name, pa.string())
-        if col.is_all_null or col.fill is None:
+        unfilled = col.is_all_null or col.fill is None
+        if unfilled:
             # all-null, or a modeled column the generator did not return: nulls, never a guess
             values = np.full(n, None, dtype=object)
         elif _is_number(arrow_type):
@@ -60,7 +61,7 @@ def fill_protected(
             values = regenerate_keys(col, n, col_rng, avoid.get(col.name, set()))
         else:
             values = fake_values(col, n, int(col_rng.integers(2**31)), avoid.get(col.name, set()))
-        if 0 < col.null_rate < 1 and not col.is_all_null and col.fill is not None:
+        if 0 < col.null_rate < 1 and not unfilled:
             values = np.asarray(values, dtype=object)
             values[rng.random(n) < col.null_rate] = None
         out[col.name] = values

@@ -97,7 +97,7 @@ class ColumnSchema(BaseModel):
         """True when a generator learns this column (the others are filled by protections)."""
         return (
             self.protection == Protection.MODEL
-            and self.kind not in (ColumnKind.KEY, ColumnKind.PII, ColumnKind.TEXT)
+            and default_protection(self.kind) == Protection.MODEL
             and not self.is_all_null
         )
 
@@ -105,13 +105,8 @@ class ColumnSchema(BaseModel):
     def fill(self) -> Protection | None:
         """How the synthetic table gets this column when no generator learns it: the one rule
         used for refilling and for the set of real values that must never reappear."""
-        if self.protection in (Protection.REGENERATE, Protection.FAKE):
-            return self.protection
-        if self.protection == Protection.MODEL and self.kind == ColumnKind.KEY:
-            return Protection.REGENERATE
-        if self.protection == Protection.MODEL and self.kind in (ColumnKind.PII, ColumnKind.TEXT):
-            return Protection.FAKE
-        return None
+        p = default_protection(self.kind) if self.protection == Protection.MODEL else self.protection
+        return p if p in (Protection.REGENERATE, Protection.FAKE) else None
 
     @property
     def category_values(self) -> list[Any]:
@@ -181,8 +176,8 @@ class TableSchema(BaseModel):
                     f"schema file {path} names column {name!r}, which the source does not have"
                 )
             merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
-            if "kind" in entry and "protection" not in entry:
-                merged["protection"] = default_protection(ColumnKind(entry["kind"])) if entry["kind"] in _KINDS else merged["protection"]
+            if "kind" in entry and "protection" not in entry and entry["kind"] in _KINDS:
+                merged["protection"] = default_protection(ColumnKind(entry["kind"]))
             try:
                 updated[name] = ColumnSchema.model_validate(merged)
             except Exception as exc:  # pydantic's message names the bad field

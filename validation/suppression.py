@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from validation.columns import DatetimeForm, datetime_ticks
-from validation.schema import CategoryCount, ColumnKind, ColumnSchema, TableSchema
+from validation.columns import DatetimeForm, datetime_ticks, utc_format
+from validation.profile import category_counts, numeric_range
+from validation.schema import ColumnKind, ColumnSchema, TableSchema
 
 
 class SuppressionConfig(BaseModel):
@@ -97,7 +98,6 @@ def suppress(
                 s = s.cat.remove_unused_categories()
                 out[col.name] = s
             counts = s.value_counts(dropna=True)
-            counts = counts[counts > 0]
             thresholds = config.rare_k + rng.integers(0, config.rare_k_noise + 1, len(counts))
             rare = counts.index[counts.to_numpy() < thresholds]
             if len(rare):
@@ -121,9 +121,9 @@ def suppress(
             elif clipped is not None:
                 out[col.name], info = clipped
                 summary["clipped"][col.name] = info
-                if info.get("rows_unparsed"):
-                    summary["skipped"][col.name] = (
-                        f"{info['rows_unparsed']} datetime values do not parse and are left as they are")
+                reason = _unparsed_reason(info.get("rows_unparsed", 0))
+                if reason:
+                    summary["skipped"][col.name] = reason
     return out, summary
 
 
@@ -134,8 +134,7 @@ def _datetime_tz(s: pd.Series, col: ColumnSchema) -> Any:
         return tz
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
         form = DatetimeForm.of(s)
-        if (form.kind == "text" and col.datetime_format and (
-                col.datetime_format.endswith("Z") or "%z" in col.datetime_format)) or form.tz:
+        if (form.kind == "text" and utc_format(col.datetime_format)) or form.tz:
             return "UTC"
     return None
 
@@ -146,6 +145,11 @@ def _iso(tick: int, unit: str, tz: Any) -> str:
     if tz is not None:
         ts = ts.tz_localize("UTC").tz_convert(tz)
     return ts.isoformat()
+
+
+def _unparsed_reason(n: int) -> str | None:
+    """The ``skipped`` reason for ``n`` datetime values that do not parse (None when none)."""
+    return f"{n} datetime values do not parse and are left as they are" if n else None
 
 
 def _clip(s: pd.Series, col: ColumnSchema, config: SuppressionConfig, rng: np.random.Generator):
@@ -172,14 +176,13 @@ def _clip(s: pd.Series, col: ColumnSchema, config: SuppressionConfig, rng: np.ra
         null = np.isnan(values)
     finite = np.sort(values[~null])
     n = len(finite)
-    unparsed_reason = f"{unparsed} datetime values do not parse and are left as they are"
     if n == 0:
-        return unparsed_reason if unparsed else None
+        return _unparsed_reason(unparsed)
     floor = config.min_tail_rows / n
     lo_level = max(config.clip_quantile * (1 + rng.uniform(-config.clip_jitter, config.clip_jitter)), floor)
     hi_level = max(config.clip_quantile * (1 + rng.uniform(-config.clip_jitter, config.clip_jitter)), floor)
     if lo_level >= 0.5 or hi_level >= 0.5:
-        return unparsed_reason if unparsed else None  # too few rows to clip anything meaningful
+        return _unparsed_reason(unparsed)  # too few rows to clip anything meaningful
     # order statistics (real values), never interpolated ones
     lo = finite[int(np.floor(lo_level * n))]
     hi = finite[min(int(np.ceil((1 - hi_level) * n)) - 1, n - 1)]
@@ -187,7 +190,7 @@ def _clip(s: pd.Series, col: ColumnSchema, config: SuppressionConfig, rng: np.ra
     high_mask = ~null & (values > hi)
     n_low, n_high = int(low_mask.sum()), int(high_mask.sum())
     if n_low == 0 and n_high == 0:
-        return unparsed_reason if unparsed else None
+        return _unparsed_reason(unparsed)
     if kind == ColumnKind.DATETIME:
         # the bound cells themselves: same dtype, unit, tz, date object or text format
         lo_cell = s.iloc[int(np.flatnonzero(~null & (values == lo))[0])]
@@ -207,18 +210,6 @@ def _clip(s: pd.Series, col: ColumnSchema, config: SuppressionConfig, rng: np.ra
     return new, info
 
 
-def _category_counts(s: pd.Series) -> list[CategoryCount]:
-    """Value frequencies, most frequent first, as the profile lists them (zero counts dropped)."""
-    counts = s.value_counts(dropna=True, sort=True)
-    out = []
-    for v, c in counts.items():
-        if int(c) == 0:
-            continue  # an unused category of a pandas category dtype
-        v = v.item() if hasattr(v, "item") else v
-        out.append(CategoryCount(value=v, count=int(c)))
-    return out
-
-
 def _range(s: pd.Series, col: ColumnSchema) -> tuple[Any, Any] | None:
     """min and max of ``s`` in the schema's field types (floats, or ISO text for datetimes)."""
     if col.kind == ColumnKind.DATETIME:
@@ -234,10 +225,11 @@ def _range(s: pd.Series, col: ColumnSchema) -> tuple[Any, Any] | None:
     if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return None
     values = s.to_numpy(dtype="float64", na_value=np.nan)
-    values = values[~np.isnan(values)]
+    values = values[~np.isnan(values)]  # also NaN held apart from NA (nullable Float64)
     if not len(values):
         return None
-    return float(values.min()), float(values.max())
+    bounds = numeric_range(values)
+    return bounds["min"], bounds["max"]
 
 
 def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_train: pd.DataFrame) -> TableSchema:
@@ -262,7 +254,9 @@ def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_tr
         update: dict[str, Any] = {}
         present = col.modeled and col.name in protected_train.columns
         if present and col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-            update["categories"] = _category_counts(protected_train[col.name])
+            # as the profile lists them, less the unused categories (count 0) of a pandas category
+            # column; filtered after counting: remove_unused_categories() reorders equal counts
+            update["categories"] = [c for c in category_counts(protected_train[col.name]) if c.count != 0]
             update["n_unique"] = len(update["categories"])
         clip = summary.get("clipped", {}).get(col.name)
         numeric = col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME)
