@@ -13,6 +13,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from validation.profile import decimals_as_float
+
 
 class TableRef(BaseModel):
     """A table written by the pipeline: where it is, what it holds, and its content hash."""
@@ -79,7 +81,7 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
     (the release casts them back to the source's decimal type)."""
     decimal = [i for i, f in enumerate(table.schema) if pa.types.is_decimal(f.type)]
     for i in decimal:
-        table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.float64()))
+        table = table.set_column(i, table.schema.field(i).name, decimals_as_float(table.column(i)))
     return table.to_pandas()
 
 

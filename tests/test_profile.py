@@ -144,3 +144,20 @@ def test_sentinel_dates_are_profiled_exactly():
     schema = profile_table(pd.DataFrame({"d": dates, "t": stamps}), "sentinels")
     assert schema.column("d").kind == ColumnKind.DATETIME and schema.column("d").max == "9999-12-31T00:00:00"
     assert schema.column("t").min == "2021-05-01T00:00:00+00:00"
+
+
+def test_decimals_become_the_nearest_float_in_the_profile_and_the_data():
+    """Arrow's direct decimal-to-float cast gives 825511154.5500001 for 825511154.55; the profile's
+    range and the frame every step reads must both hold the nearest float, the same one."""
+    import decimal
+
+    import pyarrow as pa
+
+    from tasks.storage import arrow_to_frame
+
+    values = [decimal.Decimal("825511154.55"), decimal.Decimal("-3.10"), None] * 40
+    table = pa.table({"amount": pa.array(values, pa.decimal128(12, 2))})
+    frame = arrow_to_frame(table)
+    assert frame["amount"].max() == 825511154.55 and frame["amount"].isna().sum() == 40
+    amount = profile_table(table.to_pandas(), "t", table.schema).column("amount")
+    assert (amount.min, amount.max) == (frame["amount"].min(), frame["amount"].max())
