@@ -16,7 +16,14 @@ import pandas as pd
 from pydantic import Field
 
 from generators.base import Generator, GeneratorConfig, ProgressCallback, ProgressEvent, no_progress
-from validation.columns import DatetimeForm, dtype_name, numeric_values, seconds_to_datetime_like
+from validation.columns import (
+    DatetimeForm,
+    clip_to_integer_dtype,
+    dtype_name,
+    numeric_values,
+    require_finite,
+    seconds_to_datetime_like,
+)
 from validation.schema import ColumnKind, TableSchema
 
 _NULL = "__null__"
@@ -85,11 +92,14 @@ class CopulaGenerator(Generator):
                 if col.kind == ColumnKind.DATETIME:
                     entry["datetime_form"] = DatetimeForm.of(s).to_json()
                 null = np.isnan(numeric)
+                require_finite(numeric, col.name)
                 entry["null_rate"] = float(null.mean())
                 finite = numeric[~null]
                 entry["min"], entry["max"] = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
                 entry["decimals"] = col.decimals
                 entry["datetime_format"] = col.datetime_format
+                if col.kind == ColumnKind.DATETIME:
+                    entry["step_seconds"] = _datetime_step(finite - entry["min"])
                 if len(finite) and finite.min() != finite.max():
                     encoded[col.name] = np.where(null, finite.mean(), numeric)
                     entry["modeled"] = True
@@ -149,6 +159,14 @@ class CopulaGenerator(Generator):
                     x = np.round(x)
                 elif entry.get("decimals") is not None:
                     x = np.round(x, entry["decimals"])
+                elif entry.get("step_seconds"):
+                    # the source's resolution (whole hours, days, ...): a multiple of it from the minimum
+                    step = entry["step_seconds"]
+                    x = entry["min"] + np.rint((x - entry["min"]) / step) * step
+                if self.config.enforce_min_max:
+                    # again after rounding: a maximum with more digits than ``decimals`` (capped at 10)
+                    # would otherwise be rounded past
+                    x = np.clip(x, entry["min"], entry["max"])
                 if f"{name}#null" in raw:
                     x[raw[f"{name}#null"].to_numpy() < entry["null_rate"]] = np.nan
                 elif entry["null_rate"] >= 1.0:
@@ -188,6 +206,20 @@ def _datetime_form(entry: dict, dtype: str) -> DatetimeForm:
     return DatetimeForm("datetime64", "datetime64[ns]")
 
 
+# resolutions a datetime column is snapped back to, coarsest first (seconds)
+_STEPS_SECONDS = (86_400.0, 3_600.0, 60.0, 1.0)
+
+
+def _datetime_step(offsets: np.ndarray) -> float | None:
+    """The coarsest of whole days, hours, minutes or seconds that every offset from the minimum is a
+    multiple of; None for finer data (left as sampled). Offsets are float seconds, so "a multiple"
+    allows a microsecond of float error."""
+    for step in _STEPS_SECONDS:
+        if len(offsets) and np.all(np.abs(offsets / step - np.rint(offsets / step)) * step < 1e-6):
+            return step
+    return None
+
+
 def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str]) -> pd.DataFrame:
     """Give every column the dtype (and, for datetimes, the form) it had in the training table."""
     for entry in plan:
@@ -215,6 +247,8 @@ def _restore_dtypes(frame: pd.DataFrame, plan: list[dict], dtypes: dict[str, str
                 frame[name] = frame[name].astype(bool)
         elif dtype.startswith("int") and col.isna().any():
             frame[name] = col.astype(float)
+        elif entry["kind"] == ColumnKind.INTEGER.value:
+            frame[name] = pd.Series(clip_to_integer_dtype(col.to_numpy(), dtype), index=frame.index).astype(dtype)
         else:
             frame[name] = col.astype(dtype)
     return frame

@@ -15,10 +15,13 @@ Layout of the encoded matrix, column by column in schema order (see :class:`Span
   numeric dim is 0 (the median score) where the value is null.
 * categorical and boolean columns: one one-hot block. At most ``max_categories`` slots: the most
   frequent values keep a slot each, the rest share one "pooled" slot, and nulls get their own slot.
-  Decoding takes the argmax; a pooled slot is decoded by a seeded draw among the pooled values
-  seen at least ``pool_min_count`` times, in proportion to their counts (values seen once are
-  never emitted from the pool, so a 50,000-value column cannot leak its singletons). Only the
-  ``pool_size`` most frequent pooled values are kept, so memory stays bounded.
+  Categories a pandas category column declares but never uses take no slot. Decoding takes the
+  argmax; a pooled slot is decoded by a seeded draw among the pooled values seen at least
+  ``pool_min_count`` times, in proportion to their counts, or among the kept values when no pooled
+  value is that frequent, so a 50,000-value column cannot leak its singletons through the pool.
+  (A value with a slot of its own is emitted as itself; in the pipeline, rare values are pooled
+  into ``__rare__`` before any generator sees them.) Only the ``pool_size`` most frequent pooled
+  values are kept, so memory stays bounded.
 
 Decoding returns the modeled columns with exactly the dtypes the fit table had.
 """
@@ -31,7 +34,14 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from validation.columns import TICKS_PER_SECOND, DatetimeForm, datetime_ticks, ticks_to_datetime_like
+from validation.columns import (
+    TICKS_PER_SECOND,
+    DatetimeForm,
+    clip_to_integer_dtype,
+    datetime_ticks,
+    require_finite,
+    ticks_to_datetime_like,
+)
 from validation.columns import dtype_name as _dtype_name
 from validation.errors import InputError
 from validation.schema import ColumnKind, ColumnSchema, TableSchema
@@ -89,11 +99,11 @@ def _json_scalar(v: Any) -> Any:
 
 
 def _restore(values: np.ndarray | pd.Series, dtype_name: str, null_token: str,
-             categories: list | None = None) -> pd.Series:
+             categories: list | None = None, ordered: bool = False) -> pd.Series:
     """Cast decoded values to the source dtype; object columns get their own null object."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if dtype_name == "category":
-        return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=categories))
+        return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=categories, ordered=ordered))
     if dtype_name == "object":
         arr = s.to_numpy(dtype=object, copy=True)
         arr[pd.isna(arr)] = _NULLS[null_token]
@@ -190,11 +200,14 @@ class _NumericCodec:
                 per_tick = _NS_PER_SECOND // TICKS_PER_SECOND[unit]
                 steps = [st // per_tick for st in _DATETIME_STEPS_NS if st % per_tick == 0]
                 cfg["step"] = next(st for st in steps if not np.any(offsets % st))
+            else:
+                cfg["step"] = 1  # no value in this table: decoding yields nulls only
             values = (ticks - cfg["origin"]).astype(np.float64)
             values[null] = np.nan
         else:
             values = cls(cfg, np.zeros(1), np.zeros(0))._to_float(s)
         present = values[~np.isnan(values)]
+        require_finite(present, cfg["column"])
         cfg["nullable"] = bool(len(present) < len(values))
         cfg["all_null"] = bool(len(present) == 0)
         if cfg["kind"] == ColumnKind.FLOAT.value and cfg["decimals"] is None and len(present):
@@ -243,10 +256,14 @@ class _NumericCodec:
         elif cfg["kind"] == ColumnKind.INTEGER.value:
             x = np.rint(x)
         elif cfg["kind"] == ColumnKind.FLOAT.value and cfg["decimals"] is not None:
-            x = np.round(x, int(cfg["decimals"]))
+            # the range again after rounding: a maximum with more digits than ``decimals`` (capped
+            # at 10) would otherwise be rounded past
+            x = np.clip(np.round(x, int(cfg["decimals"])), self.quantiles[0], self.quantiles[-1])
         elif cfg["kind"] == ColumnKind.DATETIME.value:
             step = cfg["step"]
             x = np.rint(x / step) * step
+        if cfg["kind"] == ColumnKind.INTEGER.value:
+            x = clip_to_integer_dtype(x, cfg["dtype"])
         return self._from_float(x, null)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -277,6 +294,7 @@ class _CategoricalCodec:
     def fit(cls, s: pd.Series, max_categories: int, pool_size: int, pool_min_count: int) -> "_CategoricalCodec":
         null = s.isna()
         counts = s[~null].value_counts(sort=True)
+        counts = counts[counts > 0]  # a category dtype lists its unused categories with count 0
         nullable = bool(null.any())
         # slots left for values once the null slot is reserved; at least one value slot
         room = max(1, max_categories - int(nullable))
@@ -285,7 +303,9 @@ class _CategoricalCodec:
         rest = counts.iloc[room - 1:] if pooled else counts.iloc[:0]
         eligible = rest[rest >= pool_min_count]
         if pooled and eligible.empty:
-            eligible = rest  # nothing frequent enough: fall back to the pool as seen
+            # no pooled value is frequent enough to emit: the pooled slot decodes to the kept values
+            # (none only when max_categories leaves room for the null slot alone: then to null)
+            eligible = kept
         eligible = eligible.iloc[:pool_size]
         cfg = {
             "column": str(s.name),
@@ -294,6 +314,7 @@ class _CategoricalCodec:
             "null_token": _null_token(s),
             "dtype_categories": [_json_scalar(c) for c in s.dtype.categories]
             if isinstance(s.dtype, pd.CategoricalDtype) else None,
+            "dtype_ordered": bool(isinstance(s.dtype, pd.CategoricalDtype) and s.dtype.ordered),
             "values": [_json_scalar(v) for v in kept.index],
             "counts": [int(c) for c in kept.to_numpy()],
             "pooled": pooled,
@@ -331,14 +352,17 @@ class _CategoricalCodec:
         out[is_value] = self._slot_values[slot[is_value]]
         if cfg["pooled"]:
             pooled_rows = np.nonzero(slot == k)[0]
-            if len(pooled_rows):
+            if len(pooled_rows) and not self.pool_values:
+                out[pooled_rows] = None
+            elif len(pooled_rows):
                 pool = np.empty(len(self.pool_values), dtype=object)
                 pool[:] = self.pool_values
                 out[pooled_rows] = pool[rng.choice(len(pool), size=len(pooled_rows), p=self.pool_probs)]
         null = slot == k + int(cfg["pooled"])
         if cfg["nullable"]:
             out[null] = None
-        return _restore(pd.Series(out, dtype=object), cfg["dtype"], cfg["null_token"], cfg["dtype_categories"])
+        return _restore(pd.Series(out, dtype=object), cfg["dtype"], cfg["null_token"], cfg["dtype_categories"],
+                        cfg.get("dtype_ordered", False))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {}

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from validation.columns import DatetimeForm, datetime_ticks, ticks_to_datetime_like
+from validation.columns import DatetimeForm, datetime_ticks, require_finite, ticks_to_datetime_like
 from validation.schema import ColumnKind, ColumnSchema
 
 NULL_TEXT = "None"  # how a missing value reads in row text (the decoder uses a dedicated token)
@@ -183,6 +183,7 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
         integer = column.kind == ColumnKind.INTEGER
         decimals = 0 if integer else min(column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT, 10)
         numeric = pd.to_numeric(values, errors="coerce")
+        require_finite(numeric.to_numpy(dtype=float, na_value=np.nan), column.name)
         lo = float(column.min) if column.min is not None else float(numeric.min())
         hi = float(column.max) if column.max is not None else float(numeric.max())
         scale = 10**decimals

@@ -15,7 +15,7 @@ from tasks.sources import SourceSpec, read_source
 from tasks.storage import TableRef, join, read_arrow, read_frame, read_text, write_arrow, write_frame, write_text
 from validation.errors import InputError, SynthpipeError
 from validation.gate import GateConfig, GateResult, run_gate
-from validation.profile import MIN_ROWS, profile_table
+from validation.profile import MIN_ROWS, profile_table, require_finite_numbers
 from validation.protect import fill_protected, real_values, training_view
 from validation.schema import TableSchema
 from validation.split import split_train_holdout
@@ -63,9 +63,11 @@ def ingest(spec: SourceSpec, work_dir: str) -> TableRef:
 def profile(source: TableRef, name: str, schema_file: str | None = None) -> TableSchema:
     """Detect column kinds, ranges, PII and keys; apply the user's schema file on top."""
     table = read_arrow(source)
-    schema = profile_table(table.to_pandas(), name, table.schema)
+    frame = table.to_pandas()
+    schema = profile_table(frame, name, table.schema)
     if schema_file:
         schema = schema.apply_overrides(Path(schema_file))
+    require_finite_numbers(frame, schema)
     if not schema.modeled_columns and not schema.released_columns:
         raise InputError("every column is dropped by the schema; nothing to synthesize")
     return schema

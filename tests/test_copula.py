@@ -83,3 +83,35 @@ def test_dates_as_text_and_as_dates_keep_their_form():
     # the category column keeps its own categories, in their order
     assert list(out["city"].cat.categories) == ["rome", "oslo", "paris", "nice"]
     assert set(out["city"].dropna()) <= {"oslo", "rome", "paris"}
+
+
+def test_datetimes_keep_the_source_resolution(weather):
+    train, schema = weather
+    out = CopulaGenerator().fit(train, schema).sample(500, seed=0)
+    stamps = out["time_hour"]
+    assert ((stamps.dt.minute == 0) & (stamps.dt.second == 0)).all()  # hourly observations
+    assert stamps.between(train["time_hour"].min(), train["time_hour"].max()).all()
+
+
+def test_rounding_and_integer_edges_stay_in_range():
+    import numpy as np
+    from validation.profile import profile_table
+
+    rng = np.random.default_rng(0)
+    ratio = rng.integers(1, 3, 3000) / 3 * rng.integers(1, 2000, 3000) / 1999.0  # more than 10 decimals
+    big = rng.integers(0, 1000, 3000).astype(np.int64)
+    big[0] = np.iinfo(np.int64).max
+    df = pd.DataFrame({"ratio": ratio, "big": big})
+    out = CopulaGenerator().fit(df, profile_table(df, "t")).sample(3000, seed=0)
+    assert out["ratio"].between(ratio.min(), ratio.max()).all()
+    assert out["big"].dtype == np.int64 and out["big"].min() >= 0
+
+
+def test_infinite_values_are_refused():
+    import numpy as np
+    from validation.errors import InputError
+    from validation.profile import profile_table
+
+    df = pd.DataFrame({"x": [1.0, 2.0, -np.inf, 4.0] * 10, "y": range(40)})
+    with pytest.raises(InputError, match="infinite"):
+        CopulaGenerator().fit(df, profile_table(df, "t"))

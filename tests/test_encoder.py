@@ -13,6 +13,7 @@ from generators.encoder import Span, TabularEncoder
 from generators.training import seeded, shuffled_batches, train_epochs
 from tests.tables import nycflights_dir, real_table
 from validation.profile import profile_table
+from validation.errors import InputError
 from validation.schema import ColumnKind
 
 
@@ -286,3 +287,64 @@ def test_encoder_roundtrips_year_9999_sentinels_in_every_form() -> None:
     assert synth["ends"].dtype == df["ends"].dtype and synth["ends"].max() <= pd.Timestamp("9999-12-31")
     assert synth["born"].dropna().map(type).eq(type(df["born"].iloc[0])).all()
     assert pd.to_datetime(synth["text"].dropna().str.replace("9999", "2200"), format="%d/%m/%Y").notna().all()
+
+
+def _decode_extremes(enc: TabularEncoder, df: pd.DataFrame, score: float) -> pd.DataFrame:
+    """Decode ``df`` with every numeric dim set to ``score`` (far past the fitted range)."""
+    matrix = enc.transform(df)
+    for span in enc.spans:
+        if span.kind == "numeric":
+            matrix[:, span.start] = score
+    return enc.inverse_transform(matrix)
+
+
+def test_unused_categories_of_a_category_dtype_take_no_slot_and_keep_the_dtype() -> None:
+    rng = np.random.default_rng(0)
+    declared = [f"store {i}" for i in range(1500)]  # a column filtered from a larger table
+    dtype = pd.CategoricalDtype(declared, ordered=True)
+    df = pd.DataFrame({"store": pd.Series(rng.choice(declared[:20], 400)).astype(dtype), "x": rng.normal(size=400)})
+    enc, _, out = _roundtrip(df, profile_table(df, "t"), max_categories=10)
+    assert out["store"].dtype == dtype  # categories and order kept
+    pd.testing.assert_series_equal(out["store"][out["store"].isin(enc.state()[0]["columns"][0]["values"])],
+                                   df["store"][out["store"].isin(enc.state()[0]["columns"][0]["values"])])
+    assert set(out["store"].astype(object)) <= set(declared[:20])  # never an unused category
+
+
+def test_pooled_slot_never_emits_a_value_rarer_than_pool_min_count() -> None:
+    df = pd.DataFrame({"town": [f"Town {i}" for i in range(300)] + ["Big"] * 50 + ["Mid"] * 20,
+                       "x": np.arange(370.0)})
+    enc = TabularEncoder(max_categories=3).fit(df, profile_table(df, "t"))
+    cfg = enc.state()[0]["columns"][0]
+    assert cfg["values"] == ["Big", "Mid"] and cfg["pool_values"] == ["Big", "Mid"]
+    out = enc.inverse_transform(enc.transform(df), seed=1)
+    assert set(out["town"]) == {"Big", "Mid"}  # the 300 singletons went to the pool and stay there
+
+
+def test_decoded_values_stay_in_range_after_rounding_and_in_the_integer_dtype() -> None:
+    rng = np.random.default_rng(0)
+    ratio = rng.integers(1, 3, 3000) / 3 * rng.integers(1, 2000, 3000) / 1999.0  # more than 10 decimals
+    big = rng.integers(0, 1000, 3000).astype(np.int64)
+    big[0] = np.iinfo(np.int64).max  # float64(2**63 - 1) is 2**63, which an int64 cast wraps
+    df = pd.DataFrame({"ratio": ratio, "big": big})
+    enc = TabularEncoder().fit(df, profile_table(df, "t"))
+    top = _decode_extremes(enc, df, 10.0)
+    assert top["ratio"].max() <= ratio.max() and top["big"].min() > 0 and top["big"].dtype == np.int64
+    assert _decode_extremes(enc, df, -10.0)["ratio"].min() >= ratio.min()
+
+
+def test_datetime_column_empty_in_the_training_rows_decodes_to_nulls() -> None:
+    t = pd.Series(pd.NaT, index=range(50), dtype="datetime64[s, UTC]")
+    t[49] = pd.Timestamp("2020-01-01", tz="UTC")
+    full = pd.DataFrame({"x": np.arange(50.0), "t": t})
+    schema = profile_table(full, "full")  # the flow profiles the whole table, then trains on a split
+    enc = TabularEncoder().fit(full.iloc[:-1], schema)
+    out = enc.inverse_transform(enc.transform(full.iloc[:-1]))
+    assert out["t"].isna().all() and out["t"].dtype == t.dtype
+
+
+def test_infinite_values_are_refused_with_one_clear_message() -> None:
+    x = np.arange(50.0)
+    x[3] = np.inf
+    df = pd.DataFrame({"x": x, "y": np.arange(50)})
+    with pytest.raises(InputError, match=r"column 'x' holds 1 infinite value"):
+        TabularEncoder().fit(df, profile_table(df, "t"))

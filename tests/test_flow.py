@@ -104,6 +104,7 @@ def test_cli_unwritable_output(tmp_path):
         ("few.csv", b"a,b\n" + b"1,2\n" * 10, "at least 50"),
         ("latin.csv", b"name,city\n" + "Zoë,Köln\n".encode("latin-1") * 60, "not valid utf-8"),
         ("bad.parquet", b"PAR1garbage", "not a readable Parquet"),
+        ("inf.csv", b"x,y\n" + b"1.5,2\n" * 59 + b"inf,3\n", "column 'x' holds 1 infinite value"),
     ],
 )
 def test_bad_sources_fail_in_the_flow_with_one_line(prefect_server, tmp_path, capsys, name, content, message):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from validation.errors import InputError
 from validation.schema import ColumnKind, ColumnSchema, TableSchema
 
 ROLES = ("train", "holdout", "synthetic")
@@ -224,6 +225,34 @@ def dtype_name(dtype: Any) -> str:
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
     return str(dtype)
+
+
+def require_finite(values: np.ndarray, column: str) -> None:
+    """Raise an :class:`InputError` when a numeric column holds inf or -inf (NaN is a null)."""
+    infinite = int(np.isinf(values).sum())
+    if infinite:
+        raise InputError(
+            f"column {column!r} holds {infinite} infinite value(s) (inf or -inf), which no generator can "
+            "model: replace them in the source (with nulls or finite numbers), or drop the column in the "
+            "schema file"
+        )
+
+
+def clip_to_integer_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` clipped to the float64 values that an integer ``dtype`` holds (unchanged for any other
+    dtype): ``float(2**63 - 1)`` is 2**63, which an int64 cast wraps round to the minimum."""
+    try:
+        target = pd.api.types.pandas_dtype(dtype)
+    except TypeError:
+        return x
+    target = getattr(target, "numpy_dtype", target)  # the nullable Int64 & co.
+    if not isinstance(target, np.dtype) or target.kind not in "iu":
+        return x
+    info = np.iinfo(target)
+    lo, hi = float(info.min), float(info.max)
+    if hi > info.max:  # Python compares an int and a float exactly
+        hi = float(np.nextafter(hi, 0.0))
+    return np.clip(x, lo, hi)
 
 
 def utc_format(fmt: str | None) -> bool:

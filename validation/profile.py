@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from validation.columns import datetime_ticks, utc_format
+from validation.columns import datetime_ticks, numeric_values, require_finite, utc_format
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -181,6 +181,14 @@ def _datetime_range(values: pd.Series, fmt: str | None = None) -> dict:
     suffix = "+00:00" if aware else ""
     iso = lambda t: np.datetime_as_string(np.datetime64(int(t), unit), unit="s") + suffix  # noqa: E731
     return {"min": iso(ticks.min()), "max": iso(ticks.max())}
+
+
+def require_finite_numbers(df: pd.DataFrame, schema: TableSchema) -> None:
+    """Raise an :class:`InputError` for the first modeled integer or float column holding inf or
+    -inf: before the split, so a run stops before any work is written."""
+    for col in schema.modeled_columns:
+        if col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT) and col.name in df.columns:
+            require_finite(numeric_values(df[col.name], col), col.name)
 
 
 def numeric_range(values: pd.Series | np.ndarray) -> dict:
