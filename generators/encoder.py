@@ -378,10 +378,19 @@ def _snap(x: np.ndarray, support: np.ndarray) -> np.ndarray:
 
 
 def _decimals(values: np.ndarray) -> int:
-    """Decimal places needed to write the values (capped at 10); mirrors the profiler's rule."""
-    arr = values[:10_000]
+    """Decimal places needed to write the values (capped at 10); mirrors the profiler's rule
+    (``validation.profile._decimals``): rounding may move a value by a few float steps, and
+    float32 numbers must read back as the same float32."""
+    arr = np.asarray(values, dtype=np.float64)[:10_000]
+    with np.errstate(over="ignore"):
+        single = arr.astype(np.float32)
+    is_single = np.array_equal(single, arr)
     for d in range(11):
-        if np.allclose(arr, np.round(arr, d), rtol=0, atol=10 ** -(d + 3)):
+        rounded = np.round(arr, d)
+        if is_single:
+            if np.array_equal(rounded.astype(np.float32), single):
+                return d
+        elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
             return d
     return 10
 

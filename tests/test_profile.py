@@ -1,6 +1,8 @@
 """Profiling: kinds, nulls, ranges, PII and keys detected on real and realistic tables."""
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,8 +139,6 @@ def test_overriding_the_kind_brings_that_kinds_protection(tmp_path):
 
 
 def test_sentinel_dates_are_profiled_exactly():
-    import datetime as dt
-
     dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(99)] + [dt.date(9999, 12, 31)]
     stamps = pd.Series(pd.to_datetime(["2021-05-01"] * 99 + ["2021-05-02"]).as_unit("us")).dt.tz_localize("UTC")
     schema = profile_table(pd.DataFrame({"d": dates, "t": stamps}), "sentinels")
@@ -161,3 +161,120 @@ def test_decimals_become_the_nearest_float_in_the_profile_and_the_data():
     assert frame["amount"].max() == 825511154.55 and frame["amount"].isna().sum() == 40
     amount = profile_table(table.to_pandas(), "t", table.schema).column("amount")
     assert (amount.min, amount.max) == (frame["amount"].min(), frame["amount"].max())
+
+
+def test_text_dates_with_9999_sentinels_stay_datetimes_not_phone_numbers():
+    """pandas turns 9999-12-31 into NaT: the format check retries such values with strptime."""
+    days = pd.date_range("2015-01-01", periods=300, freq="D").strftime("%Y-%m-%d").tolist()
+    days[::3] = ["9999-12-31"] * 100  # open-ended rows
+    col = profile_table(pd.DataFrame({"valid_to": days, "v": range(300)}), "t").column("valid_to")
+    assert col.kind == ColumnKind.DATETIME and col.datetime_format == "%Y-%m-%d" and col.pii_type is None
+    assert (col.min, col.max) == ("2015-01-02T00:00:00", "9999-12-31T00:00:00")
+
+
+ISO_STAMPS = {  # column -> (how it is written, the detected format)
+    "micro": ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f"),
+    "micro_z": ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S.%fZ"),
+    "space_micro": ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f"),
+    "offset": ("%Y-%m-%dT%H:%M:%S+02:00", "%Y-%m-%dT%H:%M:%S+02:00"),
+    "space_offset": ("%Y-%m-%d %H:%M:%S+00", "%Y-%m-%d %H:%M:%S+00"),
+    "micro_offset": ("%Y-%m-%dT%H:%M:%S.%f-0500", "%Y-%m-%dT%H:%M:%S.%f-0500"),
+    "z": ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%SZ"),
+}
+
+
+def iso_stamp_table(n: int = 300, sentinels: bool = False) -> pd.DataFrame:
+    """Unique ISO timestamps in every written form of ``ISO_STAMPS``, with a 9999-12-31 sentinel
+    in the whole-second columns (``sentinels=True`` puts one in every column)."""
+    rng = np.random.default_rng(0)
+    base = pd.Series(pd.Timestamp("2021-03-01") + pd.to_timedelta(rng.integers(0, 10**13, n), unit="us"))
+    out = pd.DataFrame({name: base.dt.strftime(layout).astype(object) for name, (layout, _) in ISO_STAMPS.items()})
+    for name, (layout, _) in ISO_STAMPS.items():
+        if sentinels or "%f" not in layout:
+            out.loc[0, name] = dt.datetime(9999, 12, 31).strftime(layout)
+    out["x"] = rng.normal(size=n)
+    return out
+
+
+def test_iso_timestamps_with_fractions_and_offsets_are_datetimes_not_keys():
+    schema = profile_table(iso_stamp_table(sentinels=True), "t")
+    for name, (_, fmt) in ISO_STAMPS.items():
+        col = schema.column(name)
+        assert (col.kind, col.datetime_format, col.max[:10]) == (ColumnKind.DATETIME, fmt, "9999-12-31"), name
+    assert schema.column("micro_z").max == "9999-12-31T00:00:00+00:00"
+    assert schema.column("offset").min.startswith("2021-03-01T") and "+" not in schema.column("offset").min
+
+
+def test_timestamps_that_no_format_writes_back_exactly_are_not_datetimes():
+    """%f writes six digits and %z writes UTC: milliseconds and mixed offsets would not read back
+    as written, so they are not given such a format."""
+    stamps = pd.Series(pd.date_range("2021-03-01", periods=200, freq="37min"))
+    df = pd.DataFrame({
+        "millis": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3],
+        "mixed_offsets": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S") + np.where(np.arange(200) % 2, "+01:00", "+02:00"),
+    })
+    schema = profile_table(df, "t")
+    assert all(schema.column(c).kind != ColumnKind.DATETIME for c in df.columns)
+
+
+def test_small_values_keep_their_decimals_and_float_noise_is_no_digit():
+    from validation.profile import _decimals
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "p_value": np.round(rng.uniform(0, 0.0009, 500), 6),  # all below 0.001
+        "tiny": np.round(rng.uniform(0, 1e-8, 500), 10),
+        "conc": np.round(rng.uniform(0, 0.05, 500), 4),
+        "noisy": rng.integers(0, 100, 500) / 10 + 0.2,  # 0.1 + 0.2 style noise: still one decimal
+        "single": (rng.integers(0, 10**4, 500) / 100).astype(np.float32),  # a float32 source
+        "x": rng.normal(size=500),
+    })
+    schema = profile_table(df, "t")
+    assert {c.name: c.decimals for c in schema.columns} == {
+        "p_value": 6, "tiny": 10, "conc": 4, "noisy": 1, "single": 2, "x": 10}
+    assert np.array_equal(np.round(df["p_value"], schema.column("p_value").decimals), df["p_value"])
+    assert _decimals(pd.Series([0.1 + 0.2, 1.15, 825511154.55])) == 2
+
+
+def test_ip_and_mac_address_names_are_not_street_addresses():
+    rng = np.random.default_rng(0)
+    n = 100
+    ips = [f"10.{rng.integers(0, 255)}.{rng.integers(0, 255)}.{rng.integers(1, 255)}" for _ in range(n)]
+    macs = [":".join(f"{b:02x}" for b in rng.integers(0, 256, 6)) for _ in range(n)]
+    df = pd.DataFrame({"ip_address": ips, "ip_addr": ips, "client_ip": ips, "mac_address": macs,
+                       "home_address": [f"{i} Main St" for i in range(n)],
+                       "email_address": [f"u{i}@x.org" for i in range(n)]})
+    schema = profile_table(df, "t")
+    assert {c.name: c.pii_type for c in schema.columns} == {
+        "ip_address": PIIType.IP_ADDRESS, "ip_addr": PIIType.IP_ADDRESS, "client_ip": PIIType.IP_ADDRESS,
+        "mac_address": None, "home_address": PIIType.ADDRESS, "email_address": PIIType.EMAIL}
+
+
+def test_content_pii_tests_phone_numbers_last():
+    rng = np.random.default_rng(0)
+    n = 100
+    df = pd.DataFrame({
+        "col_a": [f"{rng.integers(100, 999)}-{rng.integers(10, 99)}-{rng.integers(1000, 9999)}" for _ in range(n)],
+        "col_b": [f"10.{rng.integers(0, 255)}.{rng.integers(0, 255)}.{rng.integers(0, 255)}" for _ in range(n)],
+        "col_c": [" ".join(str(rng.integers(1000, 9999)) for _ in range(4)) for _ in range(n)],
+        "col_d": [f"+1 (555) {rng.integers(100, 999)}-{rng.integers(1000, 9999)}" for _ in range(n)],
+        "col_e": [f"0{rng.integers(100, 999)} {rng.integers(100000, 999999)}" for _ in range(n)],
+    })
+    schema = profile_table(df, "t")
+    assert {c.name: c.pii_type for c in schema.columns} == {
+        "col_a": PIIType.NATIONAL_ID, "col_b": PIIType.IP_ADDRESS, "col_c": PIIType.CREDIT_CARD,
+        "col_d": PIIType.PHONE, "col_e": PIIType.PHONE}
+
+
+@pytest.mark.parametrize("entry, named", [
+    ("- name: manufacturer\n  kind: [pii]\n", "manufacturer"),
+    ("- name: [manufacturer]\n", "name"),
+    ("- name: {manufacturer: 1}\n", "name"),
+])
+def test_malformed_schema_entries_are_input_errors_naming_file_and_column(tmp_path, entry, named):
+    _, schema = real_table("planes")
+    path = tmp_path / "bad.yaml"
+    path.write_text("columns:\n" + entry)
+    with pytest.raises(InputError, match=named) as info:
+        schema.apply_overrides(path)
+    assert str(path) in str(info.value)

@@ -5,6 +5,7 @@ with a schema file (``TableSchema.apply_overrides``).
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 import warnings
 
@@ -20,20 +21,23 @@ MIN_ROWS = 50
 
 _SAMPLE = 2000  # values inspected for content-based detection
 
+# Tested in this order: the loose PHONE pattern last, since national ids (123-45-6789), IPv4
+# addresses and spaced card numbers all match it too.
 _PII_PATTERNS: dict[PIIType, re.Pattern] = {
     PIIType.EMAIL: re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
-    PIIType.PHONE: re.compile(r"^\+?[\d\s().-]{7,20}$"),
     PIIType.NATIONAL_ID: re.compile(r"^\d{3}-\d{2}-\d{4}$"),
     PIIType.IP_ADDRESS: re.compile(r"^(\d{1,3}\.){3}\d{1,3}$"),
     PIIType.CREDIT_CARD: re.compile(r"^(\d{4}[ -]?){3}\d{1,4}$"),
+    PIIType.PHONE: re.compile(r"^\+?[\d\s().-]{7,20}$"),
 }
 _PII_NAMES: list[tuple[re.Pattern, PIIType]] = [
     (re.compile(r"e[-_]?mail"), PIIType.EMAIL),
     (re.compile(r"phone|mobile|(^|_)tel(ephone)?($|_)|(^|_)fax($|_)"), PIIType.PHONE),
     (re.compile(r"ssn|social_?security|national_?id|passport|tax_?id|nino"), PIIType.NATIONAL_ID),
     (re.compile(r"^(first|last|full|middle|given|family|sur)_?name$|^name$|^(customer|patient|person|employee|user)_?name$"), PIIType.PERSON_NAME),
-    (re.compile(r"address|street|zip_?code|postcode"), PIIType.ADDRESS),
-    (re.compile(r"^ip(_?addr(ess)?)?$"), PIIType.IP_ADDRESS),
+    # IP before ADDRESS: "ip_address" names an IP, not a street; a MAC address is neither
+    (re.compile(r"(^|_)ip(_?addr(ess)?)?$"), PIIType.IP_ADDRESS),
+    (re.compile(r"(?<!mac)(?<!mac_)address|street|zip_?code|postcode"), PIIType.ADDRESS),
     (re.compile(r"card_?(number|no)|credit_?card|iban"), PIIType.CREDIT_CARD),
 ]
 _KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)|_?(number|no)$", re.I)
@@ -197,10 +201,23 @@ def numeric_range(values: pd.Series | np.ndarray) -> dict:
 
 
 def _decimals(values: pd.Series) -> int:
-    """Largest number of decimal places needed to write the values (capped at 10)."""
+    """Largest number of decimal places needed to write the values (capped at 10).
+
+    The tolerance is relative to each value's magnitude, so p-values below 0.001 keep their
+    digits: rounding to ``d`` places may move a value by a few float steps (float noise such as
+    0.1 + 0.2 is no digit), and values that are all float32 numbers (a float32 source) must read
+    back as the same float32. ``generators.encoder._decimals`` mirrors this rule.
+    """
     arr = values.to_numpy(dtype=float)[:_SAMPLE * 5]
+    with np.errstate(over="ignore"):
+        single = arr.astype(np.float32)
+    is_single = np.array_equal(single, arr)
     for d in range(0, 11):
-        if np.allclose(arr, np.round(arr, d), rtol=0, atol=10 ** -(d + 3)):
+        rounded = np.round(arr, d)
+        if is_single:
+            if np.array_equal(rounded.astype(np.float32), single):
+                return d
+        elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
             return d
     return 10
 
@@ -233,27 +250,54 @@ def _pii_by_content(sample: pd.Series) -> PIIType | None:
 
 
 _DATETIME_FORMATS = [
-    "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
     "%d/%m/%Y",
     "%m/%d/%Y",
     "%Y/%m/%d",
 ]
+# UTC ("Z") or a UTC offset ending an ISO timestamp: stripped before the formats above are tried
+_OFFSET = re.compile(r"(?:(?<=\d:\d\d)|(?<=\.\d{6}))(Z|[+-]\d\d(?::?\d\d)?)$")
 
 
 def _datetime_format(sample: pd.Series) -> str | None:
+    """The strftime format every value is written in, or None.
+
+    Only formats that write the values back exactly as they read (the encoder and the release
+    format the model's datetimes with it): ``%f`` writes six digits, so fractions of seconds
+    count only with all six; an offset is kept as literal text when every value has the same
+    one (the times are then taken as they read), since ``%z`` would write them all in UTC.
+    """
     if not sample.str.contains(r"\d").all():
         return None
+    suffix = ""
+    offsets = sample.str.extract(_OFFSET, expand=False)
+    if offsets.notna().all() and offsets.nunique() == 1:
+        suffix = str(offsets.iloc[0])
+        sample = sample.str[: -len(suffix)]
+    six_digit_fraction = sample.str.contains(r":\d\d\.\d{6}$").all()
     for fmt in _DATETIME_FORMATS:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-        if parsed.notna().all():
-            return fmt
+        if fmt.endswith("%f") == six_digit_fraction and _parses(sample, fmt):
+            return fmt + suffix
     return None
+
+
+def _parses(sample: pd.Series, fmt: str) -> bool:
+    """Every value reads in ``fmt``: pandas first, then Python for what pandas cannot hold
+    (9999-12-31 sentinels are beyond datetime64[ns]), as ``validation.columns.datetime_ticks``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
+    for v in sample[parsed.isna()].unique():
+        try:
+            dt.datetime.strptime(v, fmt)
+        except ValueError:
+            return False
+    return True
 
 
 def _key_pattern(sample: pd.Series) -> str:

@@ -171,12 +171,15 @@ class TableSchema(BaseModel):
             if not isinstance(entry, dict) or "name" not in entry:
                 raise InputError(f"schema file {path}: every column entry needs a 'name'")
             name = entry["name"]
+            if not isinstance(name, str):  # e.g. "name: [city]": a list cannot name a column
+                raise InputError(f"schema file {path}: a column entry's name must be text, not {name!r}")
             if name not in by_name:
                 raise InputError(
                     f"schema file {path} names column {name!r}, which the source does not have"
                 )
             merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
-            if "kind" in entry and "protection" not in entry and entry["kind"] in _KINDS:
+            # a kind that is no kind's name (a typo, "[pii]") is left to the validation below
+            if "protection" not in entry and isinstance(entry.get("kind"), str) and entry["kind"] in _KINDS:
                 merged["protection"] = default_protection(ColumnKind(entry["kind"]))
             try:
                 updated[name] = ColumnSchema.model_validate(merged)
