@@ -6,9 +6,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from validation.expectations import build_suite, run_expectations
 from validation.profile import profile_table
+from validation.schema import ColumnKind
 from validation.suppression import SuppressionConfig, suppress, suppressed_schema
 
 RARE = "liechtenstein"  # one row in the train split
@@ -126,3 +129,77 @@ def test_columns_that_cannot_be_clipped_are_recorded():
     assert "when" in summary["skipped"] and "do not parse" in summary["skipped"]["when"]
     assert out.loc[5, "when"] == "not a date"
     assert "when" in summary["clipped"]  # the readable values are still clipped
+
+
+def _int_codes(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """Three frequent int codes and three rare ones, one row each."""
+    codes = np.random.default_rng(seed).choice([10, 20, 30], n)
+    rare = [4711, 4712, 4713]
+    codes[[5, 50, 500]] = rare
+    return codes, rare
+
+
+def _as_categorical(schema, name: str):
+    """``schema`` with column ``name`` made categorical (as a user's schema file can)."""
+    columns = [c.model_copy(update={"kind": ColumnKind.CATEGORICAL}) if c.name == name else c for c in schema.columns]
+    return schema.model_copy(update={"columns": columns})
+
+
+def test_rare_int_categories_are_pooled_into_a_frequent_value_of_their_type():
+    codes, rare = _int_codes()
+    df = pd.DataFrame({"diag": pd.Categorical(codes), "code": codes})  # a category over ints; plain ints
+    schema = _as_categorical(profile_table(df, "t"), "code")
+    assert schema.column("diag").kind == ColumnKind.CATEGORICAL and not schema.column("diag").nullable
+    out, summary = suppress(df, schema, seed=0)
+    assert summary["skipped"] == {}
+    for name in ("diag", "code"):
+        assert not out[name].isin(rare).any() and out[name].notna().all()
+        info = summary["rare_categories"][name]
+        assert info == {"token": None, "pooled_into": "most frequent value", "categories_pooled": 3, "rows_pooled": 3}
+        # the Arrow type is kept: int values, no string token
+        assert pa.Array.from_pandas(out[name]).type == pa.Array.from_pandas(df[name]).type
+    assert out["code"].dtype == np.int64
+    assert set(out["diag"].cat.categories) == {10, 20, 30}
+    # the pooled rows joined the most frequent code
+    top = pd.Series(codes).value_counts().index[0]
+    assert (out["code"] == top).sum() == (codes == top).sum() + 3
+    protected = suppressed_schema(schema, summary, out)
+    for name in ("diag", "code"):
+        col = protected.column(name)
+        assert set(col.category_values) == {10, 20, 30} and not col.nullable
+        assert min(c.count for c in col.categories) >= summary["config"]["rare_k"]
+    assert run_expectations(out, protected)["success"]  # also opens the GE context build_suite needs
+    # nor does the published expectation suite name a rare code
+    value_sets = [e.value_set for e in build_suite(protected).expectations if getattr(e, "value_set", None)]
+    assert len(value_sets) == 2 and not {v for s in value_sets for v in s} & set(rare)
+
+
+def test_rare_int_categories_become_null_where_the_column_has_nulls():
+    codes, rare = _int_codes()
+    with_nulls = pd.Series(codes, dtype="Int64").mask(np.arange(len(codes)) % 10 == 1)
+    df = pd.DataFrame({"diag": pd.Categorical(with_nulls.astype(object).where(with_nulls.notna(), None))})
+    df["code"] = with_nulls
+    schema = _as_categorical(profile_table(df, "t"), "code")
+    assert schema.column("code").nullable and schema.column("code").null_rate == pytest.approx(0.1)
+    out, summary = suppress(df, schema, seed=0)
+    protected = suppressed_schema(schema, summary, out)
+    for name in ("diag", "code"):
+        assert not out[name].isin(rare).any()
+        assert out[name].isna().sum() == df[name].isna().sum() + 3  # null names nobody
+        assert summary["rare_categories"][name]["pooled_into"] == "null"
+        assert pa.Array.from_pandas(out[name]).type == pa.Array.from_pandas(df[name]).type
+        col = protected.column(name)
+        assert set(col.category_values) == {10, 20, 30} and col.nullable
+        assert col.null_rate == pytest.approx(out[name].isna().mean())
+
+
+def test_int_column_whose_every_value_is_rare_is_released_null():
+    n = 400
+    df = pd.DataFrame({"zip": np.repeat(np.arange(10_000, 10_000 + n // 2), 2), "v": np.arange(n, dtype=float)})
+    schema = _as_categorical(profile_table(df, "t"), "zip")
+    out, summary = suppress(df, schema, seed=0)
+    # no frequent value to pool into, no null in the source: null all the same, keeping int64
+    assert out["zip"].isna().all() and pa.Array.from_pandas(out["zip"]).type == pa.int64()
+    assert summary["rare_categories"]["zip"]["pooled_into"] == "null"
+    col = suppressed_schema(schema, summary, out).column("zip")
+    assert col.categories == [] and col.nullable and col.is_all_null and not col.modeled

@@ -7,12 +7,16 @@ of those columns reaches a generator: :func:`training_view` keeps only modeled c
 """
 from __future__ import annotations
 
+import math
 import string
+from bisect import bisect_left, bisect_right
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from validation.errors import InputError
 from validation.privacy import normalized_value_set
 from validation.schema import ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
 
@@ -73,28 +77,105 @@ def _is_number(arrow_type: pa.DataType) -> bool:
 
 
 def fresh_numbers(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: set, arrow_type: pa.DataType) -> np.ndarray:
-    """``n`` unique whole numbers with as many digits as the real ones, none equal to a real
-    value, within what the column's Arrow type can hold (numeric keys and numeric PII)."""
+    """``n`` unique whole numbers with as many digits as the real ones and their sign, none equal
+    to a real value, within what the column's Arrow type can hold (numeric keys and numeric PII).
+
+    The free values (those no real value takes) of each candidate range are counted, not sampled
+    blindly: when the real digit width has too few, wider widths are tried, then the type's
+    non-negative (or non-positive) values, then its whole range, negatives included. Values are
+    drawn without replacement among the free ones (no retry loop). :class:`InputError` when the
+    type cannot hold ``n`` values that avoid every real one.
+    """
+    type_min, type_max = _whole_number_bounds(arrow_type)
+    taken = sorted(v for v in map(_as_int, avoid) if v is not None and type_min <= v <= type_max)
+    bounds = [b for b in (col.min, col.max) if isinstance(b, (int, float)) and math.isfinite(b)]
+    digits = max((len(str(int(abs(b)))) for b in bounds), default=6)
+    positive = not bounds or max(bounds) >= 0
+    negative = bool(bounds) and min(bounds) < 0
+    for intervals in _candidate_ranges(digits, positive, negative, type_min, type_max):
+        pieces = [_free_values(lo, hi, taken[bisect_left(taken, lo) : bisect_right(taken, hi)])
+                  for lo, hi in intervals]
+        free = sum(count for _, count, _ in pieces)
+        if free >= n:
+            return _as_array([_nth_free(pieces, i) for i in _distinct_indices(free, n, rng)])
+    raise InputError(
+        f"column {col.name!r}: its type {arrow_type} cannot hold {n} fresh unique values "
+        f"that differ from every real value; widen the column's type or drop the column"
+    )
+
+
+def _whole_number_bounds(arrow_type: pa.DataType) -> tuple[int, int]:
+    """The smallest and largest whole numbers the Arrow type holds exactly."""
     if pa.types.is_integer(arrow_type):
-        ceiling = int(np.iinfo(arrow_type.to_pandas_dtype()).max)
-    elif pa.types.is_decimal(arrow_type):
-        ceiling = 10 ** (arrow_type.precision - arrow_type.scale) - 1
-    else:
-        ceiling = 2**53  # floats hold every whole number up to here exactly
-    digits = len(str(int(abs(float(col.max))))) if isinstance(col.max, (int, float)) else 6
-    digits = max(1, min(digits, len(str(ceiling))))
-    need = 4 * (n + len(avoid))
-    while 9 * 10 ** (digits - 1) < need and 10**digits <= ceiling:
-        digits += 1  # too few numbers of that width for fresh unique values: widen
-    low, high = 10 ** (digits - 1) if digits > 1 else 0, min(10**digits, ceiling)
-    if high - low < n:
-        raise ValueError(f"column {col.name!r}: its type cannot hold {n} fresh unique values")
-    chosen: dict[int, None] = {}
-    while len(chosen) < n:
-        for v in rng.integers(low, high, size=2 * (n - len(chosen)) + 10, dtype=np.int64).tolist():
-            if normalized(v) not in avoid:
-                chosen[v] = None
-    return np.asarray(list(chosen)[:n], dtype=np.int64)
+        info = np.iinfo(arrow_type.to_pandas_dtype())
+        return int(info.min), int(info.max)
+    if pa.types.is_decimal(arrow_type):
+        top = 10 ** (arrow_type.precision - arrow_type.scale) - 1
+        return -top, top
+    # floats hold every whole number up to 2**(mantissa bits + 1) exactly
+    top = 2**11 if pa.types.is_float16(arrow_type) else 2**24 if pa.types.is_float32(arrow_type) else 2**53
+    return -top, top
+
+
+def _as_int(value: str) -> int | None:
+    """The whole number a normalized real value names (None for any other text)."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _candidate_ranges(digits: int, positive: bool, negative: bool, type_min: int, type_max: int):
+    """Ranges to draw fresh numbers from, most like the real values first: the real digit width
+    and sign, wider widths, the type's values of that sign, the type's whole range. Each is a
+    list of closed intervals within the type."""
+    widest = len(str(max(-type_min, type_max)))
+    for width in range(min(digits, widest), widest + 1):
+        low, high = (10 ** (width - 1) if width > 1 else 0), 10**width - 1
+        intervals = ([(low, high)] if positive else []) + ([(-high, -low)] if negative else [])
+        clipped = [(max(lo, type_min), min(hi, type_max)) for lo, hi in intervals]
+        yield [(lo, hi) for lo, hi in clipped if lo <= hi]
+    if positive and not negative:
+        yield [(0, type_max)]
+    elif negative and not positive:
+        yield [(type_min, 0)]
+    yield [(type_min, type_max)]
+
+
+def _distinct_indices(size: int, n: int, rng: np.random.Generator) -> list[int]:
+    """``n`` distinct seeded indices in ``range(size)``, in random order (Python ints: ``size``
+    may exceed int64, as the whole range of a 64-bit type does)."""
+    if n == 0:
+        return []
+    cap = min(size, 2**62)
+    picked = rng.choice(cap, size=n, replace=False).tolist()
+    # spread over the whole range: i * size // cap is one-to-one when size >= cap
+    return picked if cap == size else [i * size // cap for i in picked]
+
+
+def _free_values(lo: int, hi: int, taken: list[int]) -> tuple[int, int, list[int]]:
+    """The values of ``[lo, hi]`` that no ``taken`` (sorted, inside) holds, as ``(lo, count,
+    gaps)``: the j-th taken value has ``gaps[j]`` free values below it."""
+    return lo, hi - lo + 1 - len(taken), [t - lo - j for j, t in enumerate(taken)]
+
+
+def _nth_free(pieces: list[tuple[int, int, list[int]]], index: int) -> int:
+    """The ``index``-th free value (0-based, in order) of the :func:`_free_values` pieces."""
+    for lo, count, gaps in pieces:
+        if index < count:
+            return lo + index + bisect_right(gaps, index)
+        index -= count
+    raise IndexError(index)
+
+
+def _as_array(values: list[int]) -> np.ndarray:
+    """int64 values, uint64 past int64's top (a uint64 column), ``Decimal`` objects past both (a
+    wide decimal column: Arrow reads them as decimals, not as an overflowing int)."""
+    if not values or (min(values) >= -(2**63) and max(values) < 2**63):
+        return np.asarray(values, dtype=np.int64)
+    if min(values) >= 0 and max(values) < 2**64:
+        return np.asarray(values, dtype=np.uint64)
+    return np.asarray([Decimal(v) for v in values], dtype=object)
 
 
 def regenerate_keys(col: ColumnSchema, n: int, rng: np.random.Generator, avoid: set) -> np.ndarray:

@@ -4,7 +4,10 @@ A generator can only leak what it was shown. Two kinds of values single people o
 removed from the train split first (both on by default):
 
 * Rare categories: a value held by fewer than ``rare_k`` train rows (plus a little seeded
-  per-category noise) is replaced by one pooled token, so no generator can reproduce it.
+  per-category noise) is replaced by one pooled token, so no generator can reproduce it. In a
+  column of non-string values (int codes) a string token would change the Arrow type: there the
+  rare values become null where the column has nulls, else its most frequent value that is not
+  rare (see :func:`_non_string_pool`).
 * Numeric extremes: values beyond noisy inner quantiles (about the 0.5% / 99.5% levels) are
   clipped to those quantiles, so the largest income or the oldest patient is never modelled.
   Datetimes are clipped whatever their form (``datetime64``, ``date`` objects, text), and keep it.
@@ -88,10 +91,6 @@ def suppress(
             continue
         s = out[col.name]
         if col.kind == ColumnKind.CATEGORICAL and config.pool_rare_categories:
-            if not _string_valued(s):
-                # pooling would put a string into a non-string column and change its Arrow type
-                summary["skipped"][col.name] = "rare pooling needs string values"
-                continue
             if isinstance(s.dtype, pd.CategoricalDtype):
                 # a pandas category column (e.g. from Parquet written from pandas) lists every
                 # category of the whole table in its dtype, also values absent from this split
@@ -99,18 +98,27 @@ def suppress(
                 out[col.name] = s
             counts = s.value_counts(dropna=True)
             thresholds = config.rare_k + rng.integers(0, config.rare_k_noise + 1, len(counts))
-            rare = counts.index[counts.to_numpy() < thresholds]
+            is_rare = counts.to_numpy() < thresholds
+            rare = counts.index[is_rare]
             if len(rare):
                 mask = s.isin(rare)
-                if isinstance(s.dtype, pd.CategoricalDtype):
-                    if config.rare_token not in s.cat.categories:
-                        s = s.cat.add_categories([config.rare_token])
-                    pooled = s.where(~mask, config.rare_token).cat.remove_categories(list(rare))
+                if _string_valued(s):
+                    token, into = config.rare_token, "token"
                 else:
-                    pooled = s.where(~mask, config.rare_token)
+                    # a string token would change the Arrow type of an int (or float, ...) column
+                    token, into = _non_string_pool(col, counts.index[~is_rare])
+                    if token is None:
+                        s = _holding_nulls(s)
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    if token is not None and token not in s.cat.categories:
+                        s = s.cat.add_categories([token])
+                    pooled = s.where(~mask, token).cat.remove_categories(list(rare))
+                else:
+                    pooled = s.where(~mask) if token is None else s.where(~mask, token)
                 out[col.name] = pooled
                 summary["rare_categories"][col.name] = {
-                    "token": config.rare_token,
+                    "token": config.rare_token if into == "token" else None,
+                    "pooled_into": into,
                     "categories_pooled": int(len(rare)),
                     "rows_pooled": int(mask.sum()),
                 }
@@ -125,6 +133,29 @@ def suppress(
                 if reason:
                     summary["skipped"][col.name] = reason
     return out, summary
+
+
+def _non_string_pool(col: ColumnSchema, frequent: pd.Index) -> tuple[Any, str]:
+    """What the rare values of a non-string categorical column become, and its summary name.
+
+    Null where the real column has nulls (null already names nobody, and claims no value for the
+    pooled rows); else the most frequent value that is not rare (``frequent``, most frequent
+    first: a value of the column's own type, held by many rows); else, every value being rare,
+    null too (:func:`suppressed_schema` then marks the column nullable). The value is never
+    named in the summary.
+    """
+    if col.nullable or not len(frequent):
+        return None, "null"
+    return frequent[0], "most frequent value"
+
+
+def _holding_nulls(s: pd.Series) -> pd.Series:
+    """``s`` in a dtype that holds nulls with the same Arrow type (numpy int64 -> Int64, ...)."""
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
+        return s.astype(f"{'U' if s.dtype.kind == 'u' else ''}Int{8 * s.dtype.itemsize}")
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind == "b":
+        return s.astype("boolean")
+    return s
 
 
 def _datetime_tz(s: pd.Series, col: ColumnSchema) -> Any:
@@ -239,11 +270,12 @@ def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_tr
     every split (rare ones included) and its ranges reach the real extremes. So the category
     list (values and counts) of every modeled categorical or boolean column is rebuilt from
     ``protected_train`` (the output of :func:`suppress`: pooled values are gone, the pooled token
-    is there). When clipping ran, the range of every modeled numeric or datetime column is
-    rebuilt from ``protected_train`` too: the clip bounds where it clipped, else the train split's
-    own extremes (the raw profile's may be a holdout-only outlier). Publish this schema, not the
-    raw profile, and run the gate's schema expectations against it too, since a generator trained
-    on the protected split produces the token and stays inside the clip bounds.
+    is there; a column whose rare values became null is marked nullable, with the null rate of
+    ``protected_train``). When clipping ran, the range of every modeled numeric or datetime
+    column is rebuilt from ``protected_train`` too: the clip bounds where it clipped, else the
+    train split's own extremes (the raw profile's may be a holdout-only outlier). Publish this
+    schema, not the raw profile, and run the gate's schema expectations against it too, since a
+    generator trained on the protected split produces the token and stays inside the clip bounds.
     """
     if len(protected_train) == 0:
         return schema
@@ -258,6 +290,11 @@ def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_tr
             # column; filtered after counting: remove_unused_categories() reorders equal counts
             update["categories"] = [c for c in category_counts(protected_train[col.name]) if c.count != 0]
             update["n_unique"] = len(update["categories"])
+            if summary.get("rare_categories", {}).get(col.name, {}).get("pooled_into") == "null":
+                # rare non-string values became null: the release may hold more nulls than the
+                # source (all of them when every value was rare: the column is then not modeled)
+                null_rate = round(float(protected_train[col.name].isna().mean()), 6)
+                update.update(nullable=True, null_rate=null_rate)
         clip = summary.get("clipped", {}).get(col.name)
         numeric = col.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT, ColumnKind.DATETIME)
         bounds = _range(protected_train[col.name], col) if present and numeric and (clipping_ran or clip) else None
