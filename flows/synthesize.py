@@ -305,7 +305,7 @@ def build_manifest(
             "seconds": outcome.seconds,
             "work_pool": outcome.work_pool,
             "flow_run_id": outcome.flow_run_id,
-            "trained_on": {k: outcome.trained.get(k) for k in ("host", "device", "fit_seconds", "saved_at")},
+            "trained_on": {k: outcome.trained.get(k) for k in ("host", "device", "fit_seconds", "saved_at", "runtime")},
         },
         "parameters": release_parameters(params, spec),
         "code_version": code_version(),

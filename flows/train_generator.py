@@ -64,6 +64,7 @@ def fit_generator(request: TrainRequest) -> str:
             "device": device,
             "host": host_info(),
             "fit_seconds": seconds,
+            "runtime": generator.runtime(),
             "train_fingerprint": request.train.fingerprint,
         },
     )

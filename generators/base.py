@@ -70,6 +70,15 @@ class Generator(ABC):
     def sample(self, n: int, seed: int = 0, progress: ProgressCallback = no_progress) -> pd.DataFrame:
         """Draw ``n`` rows; the same seed gives the same rows."""
 
+    def runtime(self) -> dict[str, str | int]:
+        """What besides seed, data and config decides the fitted model and its rows: the numeric
+        libraries (and, for the PyTorch families, the threads and the product precision). The same
+        seed, data and config give the same table byte for byte where these match."""
+        import numpy as np
+        import scipy
+
+        return {"numpy": np.__version__, "pandas": pd.__version__, "scipy": scipy.__version__}
+
     @abstractmethod
     def save(self, directory: Path) -> None:
         """Write safetensors + JSON (never pickle) into ``directory``."""

@@ -175,6 +175,12 @@ class CopulaGenerator(Generator):
         progress(ProgressEvent("sample", n, n))
         return _restore_dtypes(pd.DataFrame(out), self._plan, self._dtypes)
 
+    def runtime(self) -> dict[str, str | int]:
+        """:meth:`Generator.runtime` plus the version of ``copulas``, which fits the marginals."""
+        from importlib.metadata import version
+
+        return {**super().runtime(), "copulas": version("copulas")}
+
     # -------------------------------------------------------------------------------- persist
     def save(self, directory: Path) -> None:
         directory = Path(directory)

@@ -396,6 +396,14 @@ class LLMGenerator(Generator):
         return out
 
     # ------------------------------------------------------------------------------ save/load
+    def runtime(self) -> dict[str, str | int]:
+        """:meth:`Generator.runtime` plus torch's and transformers' versions, the threads and the device."""
+        import transformers
+
+        threads = self.config.threads if self.config.threads is not None else torch.get_num_threads()
+        return {**super().runtime(), "torch": torch.__version__, "transformers": transformers.__version__,
+                "torch_threads": threads, "device": self.device.type}
+
     def save(self, directory: Path) -> None:
         """save_pretrained (safetensors) + tokenizer.json + generator.json."""
         if self.model is None or self.tokenizer is None or self.special is None:

@@ -287,6 +287,13 @@ class TorchGenerator(Generator):
         self._encoder = encoder
         self.layout = None if encoder is None else ModelLayout(encoder.spans, encoder.width)
 
+    def runtime(self) -> dict[str, str | int]:
+        """:meth:`Generator.runtime` plus torch's version, its CPU threads (products and sums split
+        across threads round differently, so another thread count gives other, equally valid rows),
+        the device and the product precision (``auto`` is bf16 only on CPUs with bf16 units)."""
+        return {**super().runtime(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                "device": self.device.type, "precision": str(self.amp_dtype).removeprefix("torch.")}
+
     # interface ------------------------------------------------------------------------------
     def fit(self, table: pd.DataFrame, schema: TableSchema, progress: ProgressCallback = no_progress) -> "TorchGenerator":
         """Encode the modeled columns of ``table`` and train the family's networks on them."""

@@ -77,6 +77,10 @@ def test_same_seed_same_model_and_rows(family: str, planes) -> None:
     c = _make(family, seed=4).fit(df, schema)
     assert not c.sample(500, seed=9).equals(a.sample(500, seed=9))
     assert a.loss_history == b.loss_history
+    # the conditions of that promise, which the release manifest records
+    runtime = a.runtime()
+    assert runtime["torch_threads"] == torch.get_num_threads() and runtime["device"] == "cpu"
+    assert runtime["precision"] in ("bfloat16", "float32") and runtime["torch"] == torch.__version__
 
 
 @pytest.mark.parametrize("family", ["vae", "gan"])
