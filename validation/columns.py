@@ -111,15 +111,16 @@ def datetime_values(s: pd.Series, col: ColumnSchema) -> np.ndarray:
     return datetime_seconds(s, col.datetime_format)
 
 
-def category_labels(s: pd.Series) -> np.ndarray:
+def category_labels(s: pd.Series, kind: ColumnKind | None = None) -> np.ndarray:
     """Values as strings in an object array, ``None`` for nulls, so that ``1``, ``1.0`` (from a
-    CSV column with nulls) and ``"1"`` are the same category, as are ``True`` and ``"True"``."""
+    CSV column with nulls) and ``"1"`` are the same category, as are ``True`` and ``"True"``.
+    For a ``BOOLEAN`` column, see :func:`boolean_labels`."""
     out = np.empty(len(s), dtype=object)
     mask = s.isna().to_numpy()
     values = s.to_numpy(dtype=object)
     for i in np.flatnonzero(~mask):
         out[i] = _label(values[i])
-    return out
+    return boolean_labels(out) if kind == ColumnKind.BOOLEAN else out
 
 
 def _label(v: object) -> str:
@@ -130,7 +131,22 @@ def _label(v: object) -> str:
     return str(v)
 
 
-def _fast_labels(s: pd.Series) -> np.ndarray:
+_BOOLEAN_SPELLINGS = {"true": "True", "1": "True", "false": "False", "0": "False"}
+
+
+def boolean_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels of a boolean column with every spelling of a truth value made ``"True"`` or
+    ``"False"``: a copy written as 1/0, 1.0/0.0, "1"/"0" or "true"/"FALSE" is the same row as the
+    original (otherwise a table rewritten as 0/1 hides its exact copies from the privacy checks).
+    Other labels and ``None`` are kept."""
+    lowered = pd.Series(labels, dtype=object).str.lower()
+    out = lowered.map(_BOOLEAN_SPELLINGS).to_numpy(dtype=object)
+    other = pd.isna(out)
+    out[other] = labels[other]
+    return out
+
+
+def _fast_labels(s: pd.Series, kind: ColumnKind | None = None) -> np.ndarray:
     """Like :func:`category_labels` but vectorized when the values are all strings already
     (by far the most common case); other columns take the per-value path."""
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -140,8 +156,8 @@ def _fast_labels(s: pd.Series) -> np.ndarray:
         if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
             out = values.copy()
             out[pd.isna(values)] = None
-            return out
-    return category_labels(s)
+            return boolean_labels(out) if kind == ColumnKind.BOOLEAN else out
+    return category_labels(s, kind)
 
 
 def prepare_tables(tables: dict[str, pd.DataFrame], schema: TableSchema) -> PreparedTables:
@@ -157,7 +173,7 @@ def prepare_tables(tables: dict[str, pd.DataFrame], schema: TableSchema) -> Prep
     levels: list[list[object]] = []
     roles = list(tables)
     for j, c in enumerate(cat_cols):
-        labels = [_fast_labels(tables[r][c.name]) for r in roles]
+        labels = [_fast_labels(tables[r][c.name], c.kind) for r in roles]
         joined = np.concatenate(labels)
         null = pd.isna(joined)
         codes, uniques = pd.factorize(joined, use_na_sentinel=True)
