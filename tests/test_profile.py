@@ -278,3 +278,18 @@ def test_malformed_schema_entries_are_input_errors_naming_file_and_column(tmp_pa
     with pytest.raises(InputError, match=named) as info:
         schema.apply_overrides(path)
     assert str(path) in str(info.value)
+
+
+def test_binary_list_and_struct_columns_are_dropped_not_crashed_on() -> None:
+    import pyarrow as pa
+
+    n = 60
+    table = pa.table({
+        "x": pa.array(range(n)),
+        "raw": pa.array([bytes([200, i]) for i in range(n)]),  # not UTF-8 text
+        "tags": pa.array([[i, i + 1] for i in range(n)]),
+        "point": pa.array([{"a": i} for i in range(n)]),
+    })
+    schema = profile_table(table.to_pandas(), "t", table.schema)
+    dropped = {c.name: c.n_unique for c in schema.columns if c.protection == Protection.DROP}
+    assert dropped == {"raw": n, "tags": n, "point": n}

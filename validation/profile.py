@@ -105,7 +105,10 @@ def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
     n = len(s)
     non_null = s.dropna()
     null_rate = float(1 - len(non_null) / n) if n else 0.0
-    n_unique = int(non_null.nunique())
+    unsupported = any(test(arrow_type) for test in _UNSUPPORTED)
+    # lists and structs arrive as arrays and dicts, which cannot be hashed, and bytes need not be
+    # text: count their reprs
+    n_unique = int((non_null.map(repr) if unsupported else non_null).nunique())
     base = dict(
         name=str(s.name),
         arrow_type=str(arrow_type),
@@ -113,7 +116,7 @@ def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
         null_rate=round(null_rate, 6),
         n_unique=n_unique,
     )
-    if any(test(arrow_type) for test in _UNSUPPORTED):
+    if unsupported:
         # No family models times of day, durations, bytes or nested values: leave them out of
         # the release rather than guess (a schema file can still say otherwise).
         return ColumnSchema(kind=ColumnKind.TEXT, protection=Protection.DROP, **base)
