@@ -24,9 +24,30 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Privacy-chec
 console = Console(stderr=True)
 out = Console()
 
+INTERNAL_ERROR = 3
+"""Exit code of an unexpected error (a bug or a broken environment): never 1 (gate failed) or 2
+(bad input), so a scheduler does not read a crash as a quarantined run or a bad source."""
+DEBUG_ENV = "SYNTHPIPE_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """Whether SYNTHPIPE_DEBUG asks for the traceback of an unexpected error."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """One line naming an unexpected error and how to see its traceback."""
+    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    return (f"internal error: {type(exc).__name__}{': ' + message if message else ''} "
+            f"(set {DEBUG_ENV}=1 for the traceback)")
+
 
 def main() -> None:
-    """Console-script entry: expected errors become one line and a non-zero exit code."""
+    """Console-script entry: expected errors become one line and a non-zero exit code.
+
+    Exit codes: 1 the gate failed, 2 the run could not be done (bad input or configuration),
+    3 an unexpected internal error, 130 interrupted.
+    """
     try:
         code = app(standalone_mode=False)
         # without standalone mode click returns (not raises) a command's typer.Exit code
@@ -46,7 +67,11 @@ def main() -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if debug_enabled():
+            console.print_exception()
+        else:
+            console.print(internal_error_line(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(INTERNAL_ERROR)
 
 
 def _quiet_prefect_console() -> None:
@@ -116,10 +141,10 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
     if source.startswith(("/", ".", "~")) or (("://" not in source) and not source.startswith("demo:")):
         if not Path(source).expanduser().exists():
             raise InputError(f"source not found: {source}")
-    ensure_writable(out_dir)
 
     from flows.synthesize import SynthesizeParams
 
+    # every parameter is checked before anything is created: a refused run leaves no --out folder
     try:
         params = SynthesizeParams(
             source=str(Path(source).expanduser()) if "://" not in source and not source.startswith("demo:") else source,
@@ -130,14 +155,40 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    created = _missing_folders(Path(out_dir))
+    ensure_writable(out_dir)
 
     from flows.synthesize import synthesize
 
     _quiet_prefect_console()
     start = time.perf_counter()
-    with _LiveProgress():
-        result = synthesize(params)
+    try:
+        with _LiveProgress():
+            result = synthesize(params)
+    except BaseException:
+        _remove_if_empty(created)
+        raise
     _print_result(result, time.perf_counter() - start)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders this run created (deepest first) where the failed run left them empty;
+    rmdir refuses a folder with anything in it, so nothing written is ever deleted."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class _LiveProgress:
@@ -233,7 +284,7 @@ def check(
     report: Optional[Path] = typer.Option(None, "--report", help="folder for report.html and report.json"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of gate thresholds (GateConfig fields)"),
 ) -> None:
-    """Run the gate on any three tables: exit 0 pass, 1 fail, 2 bad input."""
+    """Run the gate on any three tables: exit 0 pass, 1 fail, 2 bad input, 3 internal error."""
     from tasks.checking import run_check
 
     code = run_check(real, holdout, synthetic, report, _gate_config(config) if config else None)
@@ -249,7 +300,7 @@ def _gate_config(path: Path):
     from validation.gate import GateConfig
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return GateConfig.model_validate(data)
     except FileNotFoundError:
         raise InputError(f"gate config not found: {path}") from None
@@ -270,7 +321,11 @@ def releases(
 
     from tasks.releases_index import list_releases
 
-    found = list_releases(out_dir)
+    unreadable: list[tuple[Path, str]] = []
+    found = list_releases(out_dir, unreadable)
+    for folder, why in unreadable:  # on stderr: the listing (or its JSON) stays clean
+        console.print(f"unreadable: {folder}: {why} (not listed; `synthpipe verify {folder}` says more)",
+                      style="yellow", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in found], default=str))
         return
@@ -295,7 +350,8 @@ def verify(
 ) -> None:
     """Check RELEASE against its manifest.json and print its provenance.
 
-    Exit 0: every file's sha256, the Parquet schema and the row count match, and the gate passed.
+    Exit 0: every file's sha256, the Parquet schema and the row count match, and the gate passed
+    (the manifest's verdict agrees with its gate record, report.json and the folder's place).
     Exit 1: a mismatch, or an intact quarantined run (its gate failed: not a release to use).
     Exit 2: nothing to verify (no folder, no readable manifest).
     """

@@ -5,11 +5,13 @@ the holdout and the synthetic table (CSV or Parquet, with the pipeline's own rea
 the real rows, runs the same gate as the pipeline and writes ``report.html``, ``report.json``
 and ``great_expectations.json`` into the report folder.
 
-Exit codes: 0 the gate passed, 1 it failed (the report says why), 2 the input is unusable.
+Exit codes: 0 the gate passed, 1 it failed (the report says why), 2 the input is unusable or
+the report cannot be written, 3 an unexpected internal error (never read as a gate failure).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +19,13 @@ import pandas as pd
 import pyarrow as pa
 
 from tasks.storage import arrow_to_frame
-from validation.errors import InputError
+from validation.errors import InputError, OutputError, SynthpipeError
 from validation.gate import GateConfig, jsonable, run_gate
 from validation.profile import MIN_ROWS, profile_table
 
 DEFAULT_REPORT_DIR = Path("synthpipe-check-report")
+INTERNAL_ERROR = 3
+DEBUG_ENV = "SYNTHPIPE_DEBUG"  # set: an unexpected error is raised with its traceback
 
 
 def _read(path: str | Path, role: str) -> pa.Table:
@@ -65,7 +69,7 @@ def run_check(
     gate_config: GateConfig | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Run the gate on three files and write the report; returns the exit code (0, 1 or 2).
+    """Run the gate on three files and write the report; returns the exit code (0, 1, 2 or 3).
 
     The schema (column kinds, ranges, category sets, PII, keys) is the profile of the real train
     split and the holdout together: the pipeline profiles the whole real table before it splits
@@ -74,24 +78,42 @@ def run_check(
     """
     report_dir = Path(report_dir) if report_dir is not None else DEFAULT_REPORT_DIR
     try:
-        train_t = _read(real_path, "real")
-        holdout_t = _read(holdout_path, "holdout")
-        synthetic_t = _read(synthetic_path, "synthetic")
-        real_t = _real_table(train_t, holdout_t)
-        if real_t.num_rows < MIN_ROWS:
-            raise InputError(
-                f"the real table and holdout have {real_t.num_rows} rows together; the gate needs at least {MIN_ROWS}"
-            )
-        real_df = arrow_to_frame(real_t)
-        train = real_df.iloc[: train_t.num_rows].reset_index(drop=True)
-        holdout = real_df.iloc[train_t.num_rows:].reset_index(drop=True)
-        synthetic = arrow_to_frame(synthetic_t)
-        name = Path(str(real_path)).name.split(".")[0] or "table"
-        schema = profile_table(real_df, name, real_t.schema)
-        result = run_gate(train, holdout, synthetic, schema, gate_config or GateConfig())
-    except InputError as exc:
+        return _run_check(real_path, holdout_path, synthetic_path, report_dir, gate_config, echo)
+    except SynthpipeError as exc:
         echo(f"error: {exc}")
-        return 2
+        return exc.exit_code
+    except Exception as exc:  # a bug or a broken environment: exit 1 would read as "the gate failed"
+        if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+            raise
+        message = " ".join(str(exc).split())
+        echo(f"internal error: {type(exc).__name__}{': ' + message if message else ''} (set {DEBUG_ENV}=1 for the traceback)")
+        return INTERNAL_ERROR
+
+
+def _run_check(
+    real_path: str | Path,
+    holdout_path: str | Path,
+    synthetic_path: str | Path,
+    report_dir: Path,
+    gate_config: GateConfig | None,
+    echo: Callable[[str], None],
+) -> int:
+    """:func:`run_check` without its error handling."""
+    train_t = _read(real_path, "real")
+    holdout_t = _read(holdout_path, "holdout")
+    synthetic_t = _read(synthetic_path, "synthetic")
+    real_t = _real_table(train_t, holdout_t)
+    if real_t.num_rows < MIN_ROWS:
+        raise InputError(
+            f"the real table and holdout have {real_t.num_rows} rows together; the gate needs at least {MIN_ROWS}"
+        )
+    real_df = arrow_to_frame(real_t)
+    train = real_df.iloc[: train_t.num_rows].reset_index(drop=True)
+    holdout = real_df.iloc[train_t.num_rows:].reset_index(drop=True)
+    synthetic = arrow_to_frame(synthetic_t)
+    name = Path(str(real_path)).name.split(".")[0] or "table"
+    schema = profile_table(real_df, name, real_t.schema)
+    result = run_gate(train, holdout, synthetic, schema, gate_config or GateConfig())
 
     from validation.report import write_report
 
@@ -101,10 +123,13 @@ def run_check(
         "synthetic": str(synthetic_path),
         "schema": "profile of the real train split and holdout together",
     }
-    paths = write_report(result, train, holdout, synthetic, schema, report_dir,
-                         title=f"synthpipe check: {name}", extra=extra)
-    ge_path = report_dir / "great_expectations.json"
-    ge_path.write_text(json.dumps(jsonable(result.artifacts.get("great_expectations", {})), indent=2))
+    try:
+        paths = write_report(result, train, holdout, synthetic, schema, report_dir,
+                             title=f"synthpipe check: {name}", extra=extra)
+        ge_path = report_dir / "great_expectations.json"
+        ge_path.write_text(json.dumps(jsonable(result.artifacts.get("great_expectations", {})), indent=2), encoding="utf-8")
+    except OSError as exc:  # an unwritable report folder is bad input (exit 2), not a crash
+        raise OutputError(f"cannot write the report to {report_dir}: {exc.strerror or exc}") from None
     echo(result.summary())
     echo(f"report: {paths['html']}")
     return 0 if result.passed else 1

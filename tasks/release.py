@@ -6,6 +6,7 @@ crash never leaves a half-written release and an earlier release is never overwr
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -25,6 +26,8 @@ from validation.schema import TableSchema
 
 PART_ROWS = 1_000_000
 QUARANTINE = "quarantine"
+LATEST_LOCK = ".lock"
+"""Lock file in each dataset folder: runs publishing at once take turns to move LATEST."""
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ def ensure_writable(out: str | Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-probe-{secrets.token_hex(4)}"
-        probe.write_text("ok")
+        probe.write_text("ok", encoding="utf-8")
         probe.unlink()
     except OSError as exc:
         raise OutputError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
@@ -106,8 +109,9 @@ def write_release(
 
     An existing folder is never overwritten. With ``reuse_existing`` (a retried write of the same
     release, e.g. after moving LATEST failed) a complete folder of this ``release_id`` and
-    ``dataset`` is returned instead of refused, and a passed one gets LATEST unless a newer
-    release has taken it since.
+    ``dataset`` is returned instead of refused. A passed release gets LATEST unless a newer
+    one holds it already (runs may publish out of order); it is complete and listed either way.
+    Text files are written as UTF-8 whatever the host's locale.
     """
     dataset_dir = ensure_writable(Path(out) / dataset)
     release_id = release_id or new_release_id()
@@ -115,9 +119,7 @@ def write_release(
     if final.exists():
         if reuse_existing and _is_release(final, dataset, release_id):
             if passed:
-                current = latest_release(dataset_dir)
-                if current is None or current.name < release_id:  # release ids sort by time: never move LATEST backwards
-                    move_latest(dataset_dir, release_id)
+                advance_latest(dataset_dir, release_id)
             log.info("release %s is already in place at %s (an earlier attempt wrote it)", release_id, final)
             return final
         raise OutputError(f"release {final} already exists; refusing to overwrite it")
@@ -132,7 +134,7 @@ def write_release(
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
-                target.write_text(content)
+                target.write_text(content, encoding="utf-8")
         checksums = {
             str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
         }
@@ -145,14 +147,14 @@ def write_release(
             "arrow_schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in table.schema],
             "files": checksums,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if passed:
-        move_latest(dataset_dir, release_id)
+        advance_latest(dataset_dir, release_id)
     return final
 
 
@@ -160,16 +162,34 @@ def _is_release(folder: Path, dataset: str, release_id: str) -> bool:
     """Whether ``folder`` is the complete release ``release_id`` of ``dataset``: a release is
     renamed into place only once complete, so a manifest naming it means the write succeeded."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return manifest.get("release_id") == release_id and manifest.get("dataset") == dataset
+    return isinstance(manifest, dict) and manifest.get("release_id") == release_id and manifest.get("dataset") == dataset
+
+
+def advance_latest(dataset_dir: Path, release_id: str) -> bool:
+    """Point LATEST at ``release_id`` unless it names a newer release; True when it moved.
+
+    Release ids sort by time, so LATEST never moves backwards: of two runs publishing at once,
+    the older one finishing last leaves LATEST on the newer. The check and the move happen under
+    an exclusive lock on a file in the dataset folder, so no other run moves LATEST in between.
+    """
+    with open(Path(dataset_dir) / LATEST_LOCK, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        current = latest_release(dataset_dir)
+        if current is not None and current.name >= release_id:
+            if current.name > release_id:
+                log.info("LATEST stays on %s, newer than %s", current.name, release_id)
+            return False
+        move_latest(dataset_dir, release_id)
+        return True
 
 
 def move_latest(dataset_dir: Path, release_id: str) -> None:
     """Point LATEST at ``release_id`` with an atomic rename (readers never see a partial file)."""
     tmp = dataset_dir / f".LATEST.{secrets.token_hex(4)}"
-    tmp.write_text(release_id + "\n")
+    tmp.write_text(release_id + "\n", encoding="utf-8")
     os.replace(tmp, dataset_dir / "LATEST")
 
 
@@ -177,4 +197,4 @@ def latest_release(dataset_dir: Path) -> Path | None:
     marker = Path(dataset_dir) / "LATEST"
     if not marker.exists():
         return None
-    return Path(dataset_dir) / marker.read_text().strip()
+    return Path(dataset_dir) / marker.read_text(encoding="utf-8").strip()

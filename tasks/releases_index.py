@@ -3,11 +3,14 @@
 Plain functions without Prefect: a receiving team runs ``synthpipe releases`` and
 ``synthpipe verify`` with nothing but the release folder. Verification trusts only
 ``manifest.json``: every file's sha256, the Parquet schema against ``arrow_schema``, the row
-count against ``rows``; and it reports the provenance the manifest records.
+count against ``rows``; and it reports the provenance the manifest records. The manifest itself
+is not checksummed, so its verdict must agree with what is: its own gate record, the
+checksummed ``report.json`` and the folder the release sits in.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,18 +42,37 @@ class ReleaseInfo:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
+def _read_manifest(folder: Path) -> Any:
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def list_releases(out: str | Path) -> list[ReleaseInfo]:
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else empty: a hand-edited manifest may hold anything."""
+    return value if isinstance(value, dict) else {}
+
+
+def _unreadable_why(manifest: Any) -> str | None:
+    """Why a manifest cannot be listed, or None when its shape is a release manifest's."""
+    if manifest is None:
+        return f"{MANIFEST} is not readable JSON"
+    if not isinstance(manifest, dict):
+        return f"{MANIFEST} is not a JSON object"
+    for key in ("generator", "gate"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            return f"{MANIFEST} field {key!r} is not an object"
+    return None
+
+
+def list_releases(out: str | Path, unreadable: list[tuple[Path, str]] | None = None) -> list[ReleaseInfo]:
     """Every release and quarantined run under ``out``, oldest first within each dataset.
 
     Hidden folders (``.work``, ``.models``, temporary ``.tmp-*`` writes) hold real data or
-    half-written output and are never listed.
+    half-written output and are never listed. A folder whose manifest is not readable or not
+    shaped like a release manifest is skipped and, when ``unreadable`` is given, appended to it
+    with the reason.
     """
     root = Path(out)
     if not root.is_dir():
@@ -58,28 +80,35 @@ def list_releases(out: str | Path) -> list[ReleaseInfo]:
     found: list[ReleaseInfo] = []
     for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         marker = dataset_dir / "LATEST"
-        latest = marker.read_text().strip() if marker.is_file() else None
+        latest = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
         places = [(d, False) for d in dataset_dir.iterdir()]
         if (dataset_dir / QUARANTINE).is_dir():
             places += [(d, True) for d in (dataset_dir / QUARANTINE).iterdir()]
         for folder, quarantined in places:
             if not folder.is_dir() or folder.name.startswith(".") or folder.name == QUARANTINE:
                 continue
+            if not (folder / MANIFEST).is_file():
+                continue  # not a release folder
             manifest = _read_manifest(folder)
-            if manifest is None:
-                continue  # not a release folder (or an unreadable one: `verify` says why)
+            why = _unreadable_why(manifest)
+            if why is not None:
+                if unreadable is not None:
+                    unreadable.append((folder, why))  # `verify` says more
+                continue
+            rows = manifest.get("rows")
             found.append(
                 ReleaseInfo(
                     dataset=dataset_dir.name,
-                    release_id=manifest.get("release_id", folder.name),
+                    # str(): the listing sorts on these, and a hand-edited value may be any JSON
+                    release_id=str(manifest.get("release_id", folder.name)),
                     path=folder,
-                    verdict=manifest.get("verdict", "?"),
-                    rows=manifest.get("rows"),
-                    generator=(manifest.get("generator") or {}).get("family", "?"),
-                    created_at=manifest.get("created_at", ""),
+                    verdict=str(manifest.get("verdict", "?")),
+                    rows=rows if isinstance(rows, int) and not isinstance(rows, bool) else None,
+                    generator=str(_dict(manifest.get("generator")).get("family", "?")),
+                    created_at=str(manifest.get("created_at", "")),
                     quarantined=quarantined,
                     latest=(not quarantined and folder.name == latest),
-                    summary=(manifest.get("gate") or {}).get("summary", ""),
+                    summary=str(_dict(manifest.get("gate")).get("summary", "")),
                 )
             )
     # release ids start with a UTC timestamp, so they sort by creation time
@@ -102,21 +131,21 @@ class VerifyResult:
 
     def provenance(self) -> dict[str, Any]:
         m = self.manifest
-        gen = m.get("generator") or {}
+        gen = _dict(m.get("generator"))
         return {
             "dataset": m.get("dataset"),
             "release_id": m.get("release_id"),
             "verdict": m.get("verdict"),
             "rows": m.get("rows"),
             "created_at": m.get("created_at"),
-            "source_fingerprint": (m.get("source") or {}).get("fingerprint"),
-            "source_rows": (m.get("source") or {}).get("rows"),
+            "source_fingerprint": _dict(m.get("source")).get("fingerprint"),
+            "source_rows": _dict(m.get("source")).get("rows"),
             "generator": gen.get("family"),
             "generator_options": gen.get("options"),
             "seed": gen.get("seed"),
             "code_version": m.get("code_version"),
             "prefect_flow_run_id": m.get("prefect_flow_run_id"),
-            "gate": (m.get("gate") or {}).get("summary"),
+            "gate": _dict(m.get("gate")).get("summary"),
         }
 
 
@@ -126,7 +155,11 @@ def resolve_release(target: str | Path) -> Path:
     if (path / MANIFEST).is_file():
         return path
     if (path / "LATEST").is_file():
-        latest = path / (path / "LATEST").read_text().strip()
+        name = (path / "LATEST").read_text(encoding="utf-8").strip()
+        # LATEST names a release folder beside it, never a path (into quarantine/, another dataset)
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise InputError(f"{path}/LATEST holds {name!r}, which is not a release id")
+        latest = path / name
         if (latest / MANIFEST).is_file():
             return latest
         raise InputError(f"{path}/LATEST points at {latest.name}, which has no {MANIFEST}")
@@ -136,14 +169,17 @@ def resolve_release(target: str | Path) -> Path:
 
 
 def verify_release(target: str | Path) -> VerifyResult:
-    """Recompute every checksum and check the data against the manifest.
+    """Recompute every checksum, check the data against the manifest and the manifest's verdict
+    against the gate record, report.json and the folder's place.
 
-    Raises InputError when there is nothing to verify (no folder, no or unreadable manifest);
-    returns a result whose ``problems`` list every mismatch otherwise.
+    A release folder verifies wherever it was copied; a dataset folder's LATEST must name a
+    release of that dataset. Raises InputError when there is
+    nothing to verify (no folder, no or unreadable manifest); returns a result whose
+    ``problems`` list every mismatch otherwise.
     """
     folder = resolve_release(target)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InputError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
@@ -188,7 +224,54 @@ def verify_release(target: str | Path) -> VerifyResult:
             result.problems.append(f"{rel}: schema differs from the manifest: {_schema_diff(expected_schema, actual_schema)}")
     if parts and manifest.get("rows") is not None and total_rows != manifest["rows"]:
         result.problems.append(f"data has {total_rows} rows; the manifest says {manifest['rows']}")
+    via_latest = Path(target) if folder != Path(target) else None
+    result.problems += _verdict_problems(folder, manifest, files, via_latest)
     return result
+
+
+def _verdict_problems(folder: Path, manifest: dict[str, Any], files: dict[str, Any],
+                      via_latest: Path | None) -> list[str]:
+    """Mismatches between the manifest's verdict and identity and what backs them.
+
+    The manifest cannot checksum itself: relabelling a failed run "pass" and moving it out of
+    quarantine/ must not make it a release. Its verdict has to agree with its own gate record
+    and with report.json (covered by the checksums). ``via_latest``: the dataset folder whose
+    LATEST led here, if any.
+    """
+    problems: list[str] = []
+    verdict = manifest.get("verdict")
+    if verdict not in ("pass", "fail"):
+        return [f"the manifest's verdict is {verdict!r}, neither 'pass' nor 'fail'"]
+    passed = verdict == "pass"
+    gate_passed = _dict(manifest.get("gate")).get("passed")
+    if gate_passed is not passed:
+        problems.append(f"the manifest's verdict is {verdict!r} but its gate record says passed={gate_passed!r}")
+
+    if "report.json" not in files:
+        problems.append("the manifest lists no report.json (the gate's checksummed verdict)")
+    elif (folder / "report.json").is_file():
+        try:
+            report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            report = None
+        if not isinstance(report, dict):
+            problems.append("report.json is not a JSON object")
+        else:
+            if report.get("verdict") != verdict:
+                problems.append(f"the manifest's verdict is {verdict!r} but report.json's is {report.get('verdict')!r}")
+            if report.get("passed") is not passed:
+                problems.append(f"the manifest's verdict is {verdict!r} but report.json says passed={report.get('passed')!r}")
+
+    # A release may be copied anywhere (a hand-off), so its own folder is not checked. But a
+    # passing verdict inside quarantine/ is a quarantined run relabelled in place, and a release
+    # reached through a dataset's LATEST must be that dataset's.
+    place = Path(os.path.abspath(folder))
+    if passed and place.parent.name == QUARANTINE:
+        problems.append(f"the manifest says 'pass' but the folder sits in {QUARANTINE}/")
+    if via_latest is not None and (manifest.get("dataset") != via_latest.name or manifest.get("release_id") != place.name):
+        problems.append(f"{via_latest.name}/LATEST names {place.name}, but its manifest is release "
+                        f"{manifest.get('release_id')!r} of dataset {manifest.get('dataset')!r}")
+    return problems
 
 
 def _schema_diff(expected: list[dict], actual: list[dict]) -> str:

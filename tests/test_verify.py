@@ -33,8 +33,17 @@ def table() -> pa.Table:
     return to_release_arrow(fill_protected(rows, schema, seed=2), schema)
 
 
-def _release(out: Path, table: pa.Table, dataset: str = "planes", passed: bool = True) -> Path:
-    return write_release(out, dataset, table, dict(MANIFEST), {"report.json": "{}"}, passed=passed)
+def _release(out: Path, table: pa.Table, dataset: str = "planes", passed: bool = True, release_id: str | None = None) -> Path:
+    """A release as the pipeline writes it: the gate record and report.json agree with the verdict."""
+    manifest = {**MANIFEST, "gate": {"passed": passed, "summary": "PASS: 3 checks" if passed else "FAIL: dcr_share"}}
+    report = json.dumps({"verdict": "pass" if passed else "fail", "passed": passed})
+    return write_release(out, dataset, table, manifest, {"report.json": report}, passed=passed, release_id=release_id)
+
+
+def _edit_manifest(release: Path, **changes) -> None:
+    manifest = json.loads((release / "manifest.json").read_text())
+    manifest.update(changes)
+    (release / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -129,9 +138,10 @@ def test_manifest_paths_cannot_escape_the_release(tmp_path, table):
 
 
 def test_releases_lists_verdicts_latest_and_skips_private_folders(tmp_path, table):
-    first = _release(tmp_path, table)
-    quarantined = _release(tmp_path, table, passed=False)
-    second = _release(tmp_path, table)
+    # explicit ids: ids made within one second do not sort in the order they were made
+    first = _release(tmp_path, table, release_id="20260101T000000Z-ffffff")
+    quarantined = _release(tmp_path, table, passed=False, release_id="20260101T000001Z-000000")
+    second = _release(tmp_path, table, release_id="20260101T000002Z-000000")
     other = _release(tmp_path, table, dataset="weather")
     # the run's work folder and the model store are private: never listed, even with a manifest
     for private in (tmp_path / ".work" / "run", tmp_path / ".models" / "copula-abc"):
@@ -152,3 +162,106 @@ def test_releases_lists_verdicts_latest_and_skips_private_folders(tmp_path, tabl
     table_out = _cli("releases", str(tmp_path))
     assert second.name in table_out.stdout and "LATEST" in table_out.stdout and "quarantined" in table_out.stdout
     assert _cli("releases", str(tmp_path / "missing")).returncode == 2
+
+
+def _relabel_as_latest(tmp_path: Path, table: pa.Table) -> Path:
+    """The reviewer's forgery: a quarantined run moved out of quarantine/, its manifest verdict
+    changed to "pass", LATEST pointed at it. The manifest cannot checksum itself."""
+    failed = _release(tmp_path, table, passed=False)
+    moved = tmp_path / "planes" / failed.name
+    failed.rename(moved)
+    _edit_manifest(moved, verdict="pass")
+    (tmp_path / "planes" / "LATEST").write_text(moved.name + "\n")
+    return moved
+
+
+def test_a_failed_run_relabelled_as_a_pass_does_not_verify(tmp_path, table):
+    forged = _relabel_as_latest(tmp_path, table)
+    problems = verify_release(tmp_path / "planes").problems
+    assert "the manifest's verdict is 'pass' but its gate record says passed=False" in problems
+    assert "the manifest's verdict is 'pass' but report.json's is 'fail'" in problems
+    assert not any("sha256" in p for p in problems), "every checksum still matches: only the verdicts disagree"
+    proc = _cli("verify", str(tmp_path / "planes"))
+    assert proc.returncode == 1 and "FAILED" in proc.stderr and "OK:" not in proc.stdout, proc.stdout + proc.stderr
+    assert "verdict" in proc.stdout, "the provenance is still printed"
+
+    # patching the gate record too: report.json (checksummed) still says fail
+    _edit_manifest(forged, gate={"passed": True, "summary": "PASS: 3 checks"})
+    assert verify_release(forged).problems == [
+        "the manifest's verdict is 'pass' but report.json's is 'fail'",
+        "the manifest's verdict is 'pass' but report.json says passed=False",
+    ]
+    # and rewriting report.json breaks its checksum
+    (forged / "report.json").write_text(json.dumps({"verdict": "pass", "passed": True}))
+    assert any(p.startswith("report.json: sha256") for p in verify_release(forged).problems)
+
+
+def test_the_verdict_must_be_backed_by_a_report(tmp_path, table):
+    release = write_release(tmp_path, "planes", table, dict(MANIFEST), {}, passed=True)
+    assert "the manifest lists no report.json (the gate's checksummed verdict)" in verify_release(release).problems
+    _edit_manifest(release, verdict="ok")
+    assert "the manifest's verdict is 'ok', neither 'pass' nor 'fail'" in verify_release(release).problems
+
+
+def test_a_copied_release_verifies_but_not_relabelled_in_quarantine_or_under_another_dataset(tmp_path, table):
+    good = _release(tmp_path, table)
+    assert verify_release(good).ok
+    # handed off: copied to another team's folder under another name
+    import shutil
+
+    assert verify_release(shutil.copytree(good, tmp_path / "handoff" / "planes-synthetic")).ok
+    # a passing release moved into quarantine/
+    (tmp_path / "planes" / "quarantine").mkdir()
+    hidden = good.rename(tmp_path / "planes" / "quarantine" / good.name)
+    (problem,) = verify_release(hidden).problems
+    assert problem == "the manifest says 'pass' but the folder sits in quarantine/"
+    # under another dataset's name, to be taken as that dataset's LATEST
+    (tmp_path / "weather").mkdir()
+    hidden.rename(tmp_path / "weather" / good.name)
+    (tmp_path / "weather" / "LATEST").write_text(good.name + "\n")
+    (problem,) = verify_release(tmp_path / "weather").problems
+    assert problem == f"weather/LATEST names {good.name}, but its manifest is release {good.name!r} of dataset 'planes'"
+
+
+def test_latest_names_a_release_beside_it(tmp_path, table):
+    failed = _release(tmp_path, table, passed=False)
+    (tmp_path / "planes" / "LATEST").write_text(f"quarantine/{failed.name}\n")
+    with pytest.raises(InputError, match="not a release id"):
+        verify_release(tmp_path / "planes")
+
+
+def _broken_release(tmp_path: Path, manifest) -> Path:
+    broken = tmp_path / "planes" / "20200101T000000Z-000000"
+    broken.mkdir()
+    (broken / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    return broken
+
+
+@pytest.mark.parametrize(
+    "manifest, why",
+    [
+        ([1, 2], "is not a JSON object"),
+        ({"release_id": "x", "generator": "vae"}, "field 'generator' is not an object"),
+        ({"release_id": "x", "gate": ["passed"]}, "field 'gate' is not an object"),
+        ("{not json", "is not readable JSON"),
+    ],
+)
+def test_releases_skips_and_reports_malformed_manifests(tmp_path, table, manifest, why):
+    good = _release(tmp_path, table)
+    broken = _broken_release(tmp_path, manifest)
+    unreadable: list = []
+    assert [r.release_id for r in list_releases(tmp_path, unreadable)] == [good.name]
+    assert unreadable == [(broken, f"manifest.json {why}")]
+    assert [r.release_id for r in list_releases(tmp_path)] == [good.name]
+
+
+def test_cli_releases_reports_a_malformed_manifest_on_one_line(tmp_path, table):
+    good = _release(tmp_path, table)
+    broken = _broken_release(tmp_path, {"release_id": "x", "generator": "vae"})
+    for args in (["--json"], []):
+        proc = _cli("releases", str(tmp_path), *args)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"unreadable: {broken}: manifest.json field 'generator' is not an object (not listed; `synthpipe verify {broken}` says more)"
+        ]
+    assert [r["release_id"] for r in json.loads(_cli("releases", str(tmp_path), "--json").stdout)] == [good.name]

@@ -1,0 +1,151 @@
+"""The CLI's exit codes: 1 the gate failed, 2 the run could not be done, 3 an internal error.
+
+A crash must never read as "quarantined" (1) to a scheduler, and a refused run must leave no
+folder behind. The CLI's ``main`` runs in-process with the flow replaced: no Prefect server.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validation.errors import GateFailedError, InputError
+
+
+def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``synthpipe ARGS`` in this process; the exit code, stdout and stderr."""
+    from flows.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["synthpipe", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def _flow_raising(monkeypatch, exc: BaseException) -> list:
+    """Replace the synthesize flow by one that raises ``exc``; the list records its calls."""
+    import flows.synthesize
+
+    calls = []
+
+    def synthesize(params):
+        calls.append(params)
+        raise exc
+
+    monkeypatch.setattr(flows.synthesize, "synthesize", synthesize)
+    return calls
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3(monkeypatch, capsys, tmp_path):
+    import tasks.releases_index
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("index\nexploded")
+
+    monkeypatch.delenv("SYNTHPIPE_DEBUG", raising=False)
+    monkeypatch.setattr(tasks.releases_index, "list_releases", broken)
+    code, _, err = _main(monkeypatch, capsys, "releases", str(tmp_path))
+    assert code == 3
+    assert err.strip().splitlines() == ["internal error: RuntimeError: index exploded (set SYNTHPIPE_DEBUG=1 for the traceback)"]
+
+
+def test_synthpipe_debug_shows_the_traceback_and_keeps_exit_3(monkeypatch, capsys, tmp_path):
+    import tasks.releases_index
+
+    def broken(*args, **kwargs):
+        raise KeyError("files")
+
+    monkeypatch.setenv("SYNTHPIPE_DEBUG", "1")
+    monkeypatch.setattr(tasks.releases_index, "list_releases", broken)
+    code, _, err = _main(monkeypatch, capsys, "releases", str(tmp_path))
+    assert code == 3
+    assert "Traceback" in err and "KeyError" in err and "broken" in err
+
+
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (ValueError("cannot reshape array of size 0"), 3),  # a bug: not "gate failed", not "bad input"
+        (InputError("the source is empty"), 2),
+        (GateFailedError("the gate failed: dcr_share"), 1),
+    ],
+)
+def test_run_exit_codes(monkeypatch, capsys, tmp_path, exc, code):
+    monkeypatch.delenv("SYNTHPIPE_DEBUG", raising=False)
+    calls = _flow_raising(monkeypatch, exc)
+    got, _, err = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(tmp_path / "out"))
+    assert got == code and len(calls) == 1
+    assert "Traceback" not in err and str(exc) in err
+    if code == 3:
+        assert "internal error: ValueError: cannot reshape array of size 0" in err
+
+
+def test_check_internal_error_is_exit_3(monkeypatch, capsys, tmp_path):
+    import tasks.checking
+
+    rng = np.random.default_rng(0)
+    for name in ("train", "holdout", "synth"):
+        pd.DataFrame({"x": rng.normal(size=60), "y": rng.integers(0, 5, 60)}).to_csv(tmp_path / f"{name}.csv", index=False)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.delenv("SYNTHPIPE_DEBUG", raising=False)
+    monkeypatch.setattr(tasks.checking, "run_gate", broken)
+    files = [str(tmp_path / f"{n}.csv") for n in ("train", "holdout", "synth")]
+    args = ["check", "--real", files[0], "--holdout", files[1], "--synthetic", files[2], "--report", str(tmp_path / "rep")]
+    code, out, err = _main(monkeypatch, capsys, *args)
+    assert code == 3 and "Traceback" not in out + err
+    assert out.strip().splitlines() == ["internal error: ZeroDivisionError: division by zero (set SYNTHPIPE_DEBUG=1 for the traceback)"]
+
+    # run_check itself, for callers without the CLI: a code, or the exception with SYNTHPIPE_DEBUG
+    lines: list[str] = []
+    assert tasks.checking.run_check(*files, tmp_path / "rep", echo=lines.append) == 3 and len(lines) == 1
+    monkeypatch.setenv("SYNTHPIPE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        tasks.checking.run_check(*files, tmp_path / "rep", echo=lines.append)
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rows", "0"], "invalid rows"),
+        (["--holdout", "0.9"], "invalid holdout_fraction"),
+        (["--name", "../evil"], "invalid name"),
+        (["--device", "gpu"], "invalid device"),
+    ],
+)
+def test_invalid_parameters_create_nothing(monkeypatch, capsys, tmp_path, args, message):
+    calls = _flow_raising(monkeypatch, AssertionError("the flow must not start"))
+    out = tmp_path / "out"
+    code, _, err = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(out), *args)
+    assert code == 2 and message in err and not calls
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_a_failed_run_removes_only_the_empty_folders_it_created(monkeypatch, capsys, tmp_path):
+    _flow_raising(monkeypatch, InputError("the source has 10 rows; at least 50 are needed"))
+    code, _, _ = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(tmp_path / "a" / "b" / "out"))
+    assert code == 2 and not (tmp_path / "a").exists()
+
+    # an output root that was there before stays, and so does anything a run wrote
+    existing = tmp_path / "releases"
+    existing.mkdir()
+    code, _, _ = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(existing))
+    assert code == 2 and existing.is_dir()
+
+    def writes_then_fails(params):
+        (Path(params.out) / "planes" / "quarantine").mkdir(parents=True)
+        raise GateFailedError("the gate failed")
+
+    import flows.synthesize
+
+    monkeypatch.setattr(flows.synthesize, "synthesize", writes_then_fails)
+    code, _, _ = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(tmp_path / "new"))
+    assert code == 1 and (tmp_path / "new" / "planes" / "quarantine").is_dir()
