@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.gate_data import fresh_identifiers, split, within_schema
+from validation.errors import InputError
 from validation.gate import GateConfig, GateResult, run_gate
 
 HONEST_ROWS = 2500
@@ -42,8 +43,9 @@ def test_honest_synthetic_table_passes(data):
     cats = {c.category for c in result.checks}
     assert cats == {"schema", "fidelity", "privacy"}
     names = {c.name for c in result.checks}
-    assert {"dcr_share", "dcr_p5_ratio", "membership_auc", "pii_value_overlap", "key_value_overlap",
-            "rare_combination_exposure", "identical_match_share", "fidelity_score"} <= names
+    assert {"dcr_share", "dcr_p5_ratio", "near_match_share", "membership_auc", "pii_value_overlap",
+            "key_value_overlap", "rare_combination_exposure", "identical_match_share", "fidelity_score"} <= names
+    assert m["near_match_share"] <= m["holdout_near_match_share"] + 0.01
     json.dumps(result.to_dict(), allow_nan=False)  # JSON-ready, no NaN
 
 
@@ -82,6 +84,55 @@ def test_partial_memorization_fails_on_the_dcr_tail(data):
     result = run_gate(train, holdout, mixed, schema)
     assert result.metrics["dcr_share"] < 0.6
     assert "dcr_p5_ratio" in failed(result)
+
+
+@pytest.mark.parametrize("share", [0.02, 0.04])
+def test_a_few_near_copies_fail_on_the_near_match_share(data, share):
+    """2% or 4% of training rows with one value nudged: no exact copy, too few to move the
+    DCR share, the 5th percentile or the attack AUC; only the near-match share sees them."""
+    train, holdout, honest, schema = data
+    n_leak = int(HONEST_ROWS * share)
+    leak = fresh_identifiers(train.sample(n_leak, random_state=5).reset_index(drop=True), prefix="leak")
+    leak["temp"] = leak["temp"] + 0.01
+    mixed = pd.concat([honest.iloc[: HONEST_ROWS - n_leak], within_schema(leak, schema)], ignore_index=True)
+    result = run_gate(train, holdout, mixed, schema)
+    assert failed(result) == {"near_match_share"}, result.summary()
+    m = result.metrics
+    assert m["identical_match_share"] == 0.0
+    assert m["near_match_share"] >= share  # every near-copy counts
+    assert "of a training row; the holdout's own rate is" in result.summary()
+
+
+def test_unknown_quasi_identifier_is_an_input_error(data):
+    """A misspelled quasi-identifier would silently shrink (or switch off) the rare-record check."""
+    train, holdout, honest, schema = data
+    with pytest.raises(InputError, match=r"quasi-identifiers 'Zone', 'nope' are not modeled columns"):
+        run_gate(train, holdout, honest, schema, GateConfig(quasi_identifiers=["origin", "Zone", "nope"]))
+    with pytest.raises(InputError, match="'email'"):  # PII is not modeled: never a quasi-identifier
+        run_gate(train, holdout, honest, schema, GateConfig(quasi_identifiers=["email"]))
+
+
+@pytest.mark.parametrize("role", ["real train split", "holdout", "synthetic table"])
+def test_duplicate_column_names_are_an_input_error(data, role):
+    train, holdout, honest, schema = data
+    tables = {"real train split": train, "holdout": holdout, "synthetic table": honest}
+    df = tables[role]
+    tables[role] = pd.concat([df, df[["temp", "email"]]], axis=1)
+    with pytest.raises(InputError, match=f"the {role} has duplicate column names: temp, email"):
+        run_gate(*tables.values(), schema)
+
+
+@pytest.mark.parametrize("role", ["real train split", "holdout"])
+def test_real_table_missing_a_modeled_column_is_an_input_error(data, role):
+    """The column would silently drop out of every comparison; a synthetic table without it
+    fails the schema expectations instead."""
+    train, holdout, honest, schema = data
+    tables = {"real train split": train, "holdout": holdout, "synthetic table": honest}
+    tables[role] = tables[role].drop(columns=["humid", "sky"])
+    with pytest.raises(InputError, match=f"the {role} lacks modeled columns of the schema: humid, sky"):
+        run_gate(*tables.values(), schema)
+    result = run_gate(train, holdout, honest.drop(columns=["humid"]), schema)
+    assert any(c.category == "schema" and c.name.startswith("table_columns") for c in result.failures)
 
 
 def test_one_leaked_pii_value_fails(data):
@@ -223,6 +274,7 @@ def check_files(tmp_path_factory, data):
     _write(honest_in, d / "honest.csv", "csv")
     _write(train.sample(1000, random_state=1), d / "copied.parquet", "parquet")
     _write(holdout[["origin", "temp"]], d / "narrow.csv", "csv")
+    _write(pd.concat([honest_in, honest_in[["temp"]]], axis=1), d / "duplicate.csv", "csv")
     return d
 
 
@@ -258,6 +310,7 @@ def test_check_fails_copied_rows(check_files, tmp_path):
         ("missing.csv", "holdout.parquet", "honest.csv", "not found"),
         ("train.csv", "narrow.csv", "honest.csv", "holdout must have the real table's columns"),
         ("train.csv", "holdout.parquet", "nope.parquet", "synthetic table not found"),
+        ("train.csv", "holdout.parquet", "duplicate.csv", "synthetic table has duplicate column names: temp"),
     ],
 )
 def test_check_bad_input_exits_2(check_files, tmp_path, real, holdout, synthetic, message):

@@ -11,6 +11,7 @@ from validation.privacy import (
     distance_metrics,
     encode,
     identical_match_shares,
+    near_match_limit,
     nearest,
     normalized_value_set,
     outlier_exposure,
@@ -122,6 +123,53 @@ def test_copies_and_near_copies_are_caught(tables):
     res = distance_metrics(encode(prep_for(train, holdout, near, schema)))
     assert res.metrics["dcr_p5_ratio"] < 0.1
     assert res.metrics["dcr_share"] > 0.6
+
+
+def test_near_match_share_uses_the_holdout_quantile(tables):
+    """Fresh rows are near matches at the holdout's rate; 3% near-copies add their share."""
+    train, holdout, schema = tables
+    fresh = gaussian_table(3000, 7)
+    m = distance_metrics(encode(prep_for(train, holdout, fresh, schema)), near_quantile=0.01).metrics
+    assert m["holdout_near_match_rows"] == 10 and m["holdout_near_match_share"] == 0.01  # 1% of 1000
+    assert m["near_match_distance"] > 0
+    limit = near_match_limit(m["holdout_near_match_rows"], m["query_rows_holdout"], m["query_rows_synthetic"], 3)
+    assert m["near_match_share"] <= limit
+    leaky = fresh.copy()
+    leaky.iloc[:90] = train.iloc[:90].to_numpy()
+    leaky.loc[:89, "a"] += 1e-4  # no exact copy
+    prep = prep_for(train, holdout, leaky, schema)
+    assert identical_match_shares(prep)[0] == 0  # the exact-match check sees nothing
+    m = distance_metrics(encode(prep), near_quantile=0.01).metrics
+    assert m["near_match_share"] > limit
+
+
+def test_near_match_ties_at_zero_count_fully(tables):
+    """When more holdout rows repeat a train row than the quantile, the threshold is 0 and the
+    holdout's rate is its whole share of exact repeats (not the quantile)."""
+    train, holdout, schema = tables
+    repeated = holdout.copy()
+    repeated.iloc[:50] = train.iloc[:50].to_numpy()  # 5% of the holdout repeats train rows
+    synthetic = gaussian_table(1000, 8)
+    synthetic.iloc[:50] = train.iloc[100:150].to_numpy()  # as often as the holdout: honest
+    m = distance_metrics(encode(prep_for(train, repeated, synthetic, schema)), near_quantile=0.01).metrics
+    assert m["near_match_distance"] == 0
+    assert m["holdout_near_match_rows"] == 50 and m["near_match_share"] == 0.05
+    assert m["near_match_share"] <= near_match_limit(50, 1000, 1000, 3)
+
+
+def test_near_match_limit_allows_for_a_noisy_quantile():
+    """Large tables: the holdout's rate + 3 standard errors of both shares; a quantile resting on
+    a few holdout rows is skewed noise, and the limit widens beyond the normal one."""
+    rate, n_h, n_s = 0.01, 5000, 5000
+    normal = rate + 3 * np.sqrt(rate * (1 - rate) * (1 / n_s + 1 / n_h))
+    assert abs(near_match_limit(50, n_h, n_s, 3) - normal) < 0.001
+    small = 0.01 + 3 * np.sqrt(0.01 * 0.99 * (1 / 400 + 1 / 100))
+    assert near_match_limit(1, 100, 400, 3) > small + 0.02
+    # honest runs (the share of fresh rows below the k-th of n fresh distances) pass 99.9% of the time
+    rng = np.random.default_rng(0)
+    cover = rng.beta(1, 100, 20_000)
+    shares = rng.binomial(400, cover) / 400
+    assert (shares > near_match_limit(1, 100, 400, 3)).mean() < 0.003
 
 
 def test_distance_metrics_are_seeded(tables):

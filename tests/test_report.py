@@ -56,6 +56,7 @@ def test_html_is_self_contained_with_verdict_first_and_plots(reports):
         assert not re.search(r'(src|href)="https?://', page)  # nothing loaded from the network
         for c in result.checks:
             assert c.name.split(" [")[0] in page
+        assert "near-match share (DCR ≤" in page
 
 
 def test_failing_report_names_the_failures(reports):
@@ -73,8 +74,8 @@ def test_report_json_holds_every_metric(reports):
         assert data["verdict"] == name and data["passed"] == (name == "pass")
         assert len(data["checks"]) == len(result.checks)
         m = data["metrics"]
-        for key in ("fidelity_score", "fidelity_ceiling", "dcr_share", "membership_auc", "identical_match_share",
-                    "pii_value_overlap", "rare_combination_rows"):
+        for key in ("fidelity_score", "fidelity_ceiling", "dcr_share", "near_match_share", "holdout_near_match_share",
+                    "membership_auc", "identical_match_share", "pii_value_overlap", "rare_combination_rows"):
             assert key in m and m[key] is not None
         assert set(m["fidelity"]["column_shapes"]) == set(m["columns_compared"])
         assert m["privacy"]["dcr_p5"] is not None and m["privacy"]["holdout_dcr_p5"] is not None
@@ -89,6 +90,8 @@ def test_markdown_and_table_rows(reports):
     md = markdown_summary(result, title="weather")
     assert md.startswith("## weather: gate FAIL")
     assert "`identical_match_share`" in md and "| DCR share (0.5 ideal) |" in md
+    assert "| near-match share |" in md  # the half-copied table is all near matches
+    assert "`near_match_share`" in md
     rows = check_table_rows(result)
     assert len(rows) == len(result.checks)
     assert rows[0]["status"] == "FAIL"  # failures first

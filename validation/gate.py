@@ -49,6 +49,24 @@ class GateConfig(BaseModel):
         "percentile for holdout-to-train distances must be at least this (catches a generator "
         "that memorized more than ~5% of rows, which the DCR share alone lets through)",
     )
+    near_match_quantile: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="a near match is a synthetic row at or below this quantile of the holdout's "
+        "own distances to the train split (so fresh real rows are near matches at about this "
+        "rate); catches a generator that replays a few percent of its training rows with tiny "
+        "changes, too few to move the 5th-percentile DCR and not exact copies. With 1,500 holdout "
+        "and 2,500 synthetic rows the 1st percentile catches 2% near-copies in every simulated "
+        "run, the 2nd in three of four",
+    )
+    max_near_match_excess: float = Field(
+        0.0,
+        ge=0,
+        description="the share of synthetic near matches may exceed the holdout's own rate by at "
+        "most this share (or noise_z standard errors of the synthetic share and of the holdout "
+        "quantile, whichever is larger)",
+    )
     max_membership_auc: float = Field(
         0.55,
         description="AUC of a distance-based membership-inference attack (train members vs "
@@ -252,6 +270,10 @@ def _fidelity_checks(fid, config: GateConfig) -> list[CheckResult]:
     return checks
 
 
+# Checks made on the distance matrix, in the order they are reported.
+DISTANCE_CHECKS = ("dcr_share", "dcr_p5_ratio", "near_match_share", "membership_auc")
+
+
 def run_gate(
     real_train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -275,6 +297,7 @@ def run_gate(
     config = config or GateConfig()
     if len(real_train) == 0 or len(holdout) == 0:
         raise InputError("the gate needs a non-empty real train split and holdout")
+    _check_columns({"real train split": real_train, "holdout": holdout, "synthetic table": synthetic}, schema)
     z = config.noise_z
     result = GateResult()
     timing: dict[str, float] = {}
@@ -296,6 +319,14 @@ def run_gate(
         raise InputError(
             f"target column {config.target_column!r} is not a modeled column of all three tables"
         )
+    if config.quasi_identifiers is not None:
+        # A misspelled name would silently shrink (or switch off) the rare-record check.
+        unknown = [c for c in config.quasi_identifiers if c not in prep.columns]
+        if unknown:
+            raise InputError(
+                f"quasi-identifiers {', '.join(map(repr, unknown))} are not modeled columns of all "
+                f"three tables (modeled columns: {', '.join(prep.columns) or 'none'})"
+            )
     timing["prepare"] = time.perf_counter() - t
 
     # --- fidelity -------------------------------------------------------------------------
@@ -341,13 +372,14 @@ def run_gate(
             membership_rows=config.membership_sample_rows,
             membership_index_rows=config.membership_index_rows,
             seed=config.seed,
+            near_quantile=config.near_match_quantile,
         )
         privacy.update(dist.metrics)
         result.artifacts["privacy_distances"] = dist.arrays
         result.checks.extend(_distance_checks(dist.metrics, config))
     else:
         why = "the synthetic table is empty" if n_s == 0 else "no modeled columns to compare"
-        for name in ("dcr_share", "dcr_p5_ratio", "membership_auc"):
+        for name in DISTANCE_CHECKS:
             result.checks.append(CheckResult(name, "privacy", n_s > 0, detail=why))
     timing["privacy_distances"] = time.perf_counter() - t
 
@@ -400,7 +432,8 @@ def run_gate(
     timing["privacy_values"] = time.perf_counter() - t
 
     result.metrics["privacy"] = privacy
-    for key in ("dcr_share", "dcr_p5_ratio", "membership_auc", "nndr_p5", "holdout_nndr_p5"):
+    for key in ("dcr_share", "dcr_p5_ratio", "near_match_share", "holdout_near_match_share",
+                "membership_auc", "nndr_p5", "holdout_nndr_p5"):
         result.metrics[key] = privacy.get(key)
     result.metrics["pii_value_overlap"] = pii["total"]
     result.metrics["key_value_overlap"] = keys["total"]
@@ -420,11 +453,28 @@ def run_gate(
     return result
 
 
+def _check_columns(tables: dict[str, pd.DataFrame], schema: TableSchema) -> None:
+    """Raise InputError for duplicate column names in any table, and for modeled schema columns
+    the real train split or the holdout lacks (they would silently drop out of every
+    comparison; a synthetic table's missing columns fail the schema expectations instead)."""
+    for role, df in tables.items():
+        dup = list(dict.fromkeys(df.columns[df.columns.duplicated()]))
+        if dup:
+            raise InputError(f"the {role} has duplicate column names: {', '.join(map(str, dup))}")
+    modeled = [c.name for c in schema.modeled_columns]
+    for role in ("real train split", "holdout"):
+        missing = [c for c in modeled if c not in tables[role].columns]
+        if missing:
+            raise InputError(f"the {role} lacks modeled columns of the schema: {', '.join(missing)}")
+
+
 def _distance_checks(m: dict[str, Any], config: GateConfig) -> list[CheckResult]:
+    from validation.privacy import near_match_limit
+
     z = config.noise_z
     checks = []
     if "error" in m:
-        for name in ("dcr_share", "dcr_p5_ratio", "membership_auc"):
+        for name in DISTANCE_CHECKS:
             checks.append(CheckResult(name, "privacy", False, detail=m["error"]))
         return checks
     # DCR share: binomial noise of the queried synthetic rows plus the noise of the equal-size
@@ -450,6 +500,22 @@ def _distance_checks(m: dict[str, Any], config: GateConfig) -> list[CheckResult]
                 f"5th-percentile distance to the train split is {m['dcr_p5']:.4g} for synthetic rows "
                 f"vs {m['holdout_dcr_p5']:.4g} for holdout rows"
             ),
+        )
+    )
+    # Near matches: binomial noise of the synthetic share plus the noise of the threshold, a low
+    # quantile estimated from the holdout (exact beta-binomial: skewed when few holdout rows
+    # lie below it, where rate + z * normal standard errors quarantines honest runs).
+    rate = m["holdout_near_match_share"]
+    noise = near_match_limit(
+        m["holdout_near_match_rows"], m["query_rows_holdout"], m["query_rows_synthetic"], z
+    ) - rate
+    limit = rate + max(config.max_near_match_excess, noise)
+    ok = m["near_match_share"] <= limit
+    checks.append(
+        CheckResult(
+            "near_match_share", "privacy", ok, value=_r(m["near_match_share"], 6), threshold=_r(limit, 6),
+            detail="" if ok else f"{m['near_match_share']:.2%} of synthetic rows lie within "
+            f"{m['near_match_distance']:.4g} of a training row; the holdout's own rate is {rate:.2%}",
         )
     )
     limit = max(config.max_membership_auc, 0.5 + z * m["membership_auc_se"])

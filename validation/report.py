@@ -76,6 +76,8 @@ def key_figures(result: GateResult) -> list[dict[str, Any]]:
          "limit": thresholds.get("dcr_share"), "direction": "max"},
         {"figure": "5th-percentile DCR", "synthetic": p.get("dcr_p5"), "holdout": p.get("holdout_dcr_p5"),
          "limit": None, "direction": "min"},
+        {"figure": "near-match share", "synthetic": p.get("near_match_share"),
+         "holdout": p.get("holdout_near_match_share"), "limit": thresholds.get("near_match_share"), "direction": "max"},
         {"figure": "5th-percentile NNDR", "synthetic": p.get("nndr_p5"), "holdout": p.get("holdout_nndr_p5"),
          "limit": None, "direction": "min"},
         {"figure": "membership-inference AUC (0.5 = chance)", "synthetic": p.get("membership_auc"), "holdout": 0.5,
@@ -533,6 +535,9 @@ def render_html(
             ["median DCR", p.get("dcr_median"), p.get("holdout_dcr_median")],
             ["median NNDR", p.get("nndr_median"), p.get("holdout_nndr_median")],
             ["rows with DCR = 0", p.get("synthetic_exact_dcr_zero_share"), p.get("holdout_exact_dcr_zero_share")],
+            ["near-match share (DCR ≤ %s, the holdout's %s quantile)" % (
+                _fmt(p.get("near_match_distance")), _fmt(p.get("near_match_quantile"))),
+             p.get("near_match_share"), p.get("holdout_near_match_share")],
             ["membership AUC", p.get("membership_auc"), 0.5],
             ["rare-record rows (k = %s, QIs: %s)" % (rare.get("k"), ", ".join(rare.get("quasi_identifiers", [])) or "none"),
              rare.get("synthetic_rows"), rare.get("holdout_rows")],
