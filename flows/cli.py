@@ -142,8 +142,10 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
         if not Path(source).expanduser().exists():
             raise InputError(f"source not found: {source}")
 
-    from flows.synthesize import SynthesizeParams
+    from flows.synthesize import SynthesizeParams, check_params
+    from tasks.sources import detach_password
 
+    source = detach_password(source)  # the password goes to SYNTHPIPE_DB_PASSWORD, never into Prefect's parameters
     # every parameter is checked before anything is created: a refused run leaves no --out folder
     try:
         params = SynthesizeParams(
@@ -155,6 +157,7 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"invalid {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    check_params(params)  # e.g. --out inside a folder source
     created = _missing_folders(Path(out_dir))
     ensure_writable(out_dir)
 
@@ -166,6 +169,9 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
         with _LiveProgress():
             result = synthesize(params)
     except BaseException:
+        work = Path(out_dir) / ".work"
+        if created and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()  # the flow's empty work root in the --out this run made: a refused source leaves no folder
         _remove_if_empty(created)
         raise
     _print_result(result, time.perf_counter() - start)

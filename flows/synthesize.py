@@ -23,9 +23,9 @@ from tasks import steps
 from tasks.private import PRIVATE
 from tasks.progress import notify
 from tasks.release import code_version, ensure_writable, new_release_id
-from tasks.sources import SourceSpec, default_name
-from tasks.storage import join
-from validation.errors import GateFailedError
+from tasks.sources import PASSWORD_ENV, SourceSpec, default_name, refuse_password
+from tasks.storage import claim_run_folder, is_local, join
+from validation.errors import GateFailedError, InputError
 from validation.gate import GateConfig
 from validation.suppression import SuppressionConfig
 
@@ -39,7 +39,15 @@ DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 class SynthesizeParams(BaseModel):
     """One synthetic release of one table. Rendered as the run form in the Prefect UI."""
 
-    source: str = Field("demo:weather", description="CSV / Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights")
+    source: str = Field(
+        "demo:weather",
+        description="CSV / Parquet file or folder, SQLAlchemy URL, or demo:weather|planes|flights. "
+        f"Never put a database password here (Prefect stores parameters): set {PASSWORD_ENV} in the flow's environment "
+        "or name a Secret block in db_password_block",
+    )
+    db_password_block: str | None = Field(
+        None, description="name of a Prefect Secret block holding the password of the source URL's user (a URL with a user and no password)"
+    )
     query: str | None = Field(None, description="SQL query, for a database URL source")
     name: str | None = Field(
         None,
@@ -76,7 +84,8 @@ class SynthesizeParams(BaseModel):
     work_root: str | None = Field(
         None,
         description="storage root for the run's intermediate tables (local path or pyarrow URI, e.g. s3://bucket/synthpipe/work); "
-        "default <out>/.work. Holds real data during the run and is deleted at its end. Must be shared with GPU workers when training=deployment",
+        "default <out>/.work. Holds real data during the run and is deleted at its end. Must be shared with GPU workers when training=deployment. "
+        "Local roots are owner-only and each run sweeps the folders of killed runs; on an object store a killed run's folder stays (expire the prefix)",
     )
     model_store: str | None = Field(
         None,
@@ -117,7 +126,8 @@ class _StepClock:
 @flow(name="synthesize", log_prints=True)
 def synthesize(params: SynthesizeParams) -> SynthesizeResult:
     """Turn a real table into a privacy-checked synthetic release (or a quarantined run)."""
-    spec = SourceSpec(params.source, params.query, params.encoding)
+    check_params(params)
+    spec = SourceSpec(params.source, params.query, params.encoding, password_block=params.db_password_block)
     dataset = params.name or safe_dataset_name(default_name(spec))
     # absolute, so training workers (other processes, maybe other hosts) find the same folders
     out_root = ensure_writable(params.out).resolve()
@@ -128,7 +138,10 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         families, skipped = [params.generator], {}
         auto.available_families(families)  # an uninstalled family fails before any data is read
     release_id = new_release_id()
-    work_dir = join(params.work_root or str(out_root / ".work"), release_id)
+    # Sweeps the folders of killed runs, then creates this run's, locked while the run lives: the
+    # finally below removes it, or, after a kill (no finally), the next run's sweep.
+    run_folder = claim_run_folder(params.work_root or str(out_root / ".work"), release_id)
+    work_dir = run_folder.uri
     store = (params.model_store or str(out_root / ".models")) if params.cache_models else join(work_dir, "models")
     scratch = tempfile.mkdtemp(prefix="synthpipe-models-")  # local copies of models from an object store
     clock = _StepClock()
@@ -181,6 +194,7 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
     finally:
         # The working folder (and a run-only model store inside it) holds real data: never leave it behind.
         delete_tree(work_dir)
+        run_folder.release()
         shutil.rmtree(scratch, ignore_errors=True)
     _publish_artifacts(dataset, gate, release_path, clock.seconds, candidates if is_auto else [])
     result = SynthesizeResult(
@@ -202,6 +216,34 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
             )
         raise GateFailedError(f"gate failed, run quarantined at {release_path}: {detail}")
     return result
+
+
+def check_params(params: SynthesizeParams) -> None:
+    """Checks the parameter model cannot express, run before anything is written. The flow runs
+    them for every caller (CLI, UI, deployment); the CLI also runs them before it creates ``out``."""
+    refuse_password(params.source)
+    check_locations(params.source, params.out, params.work_root, params.model_store)
+
+
+def check_locations(source: str, out: str, work_root: str | None = None, model_store: str | None = None) -> None:
+    """Refuse an output, work or model location inside a folder source: the run would write
+    releases (Parquet), real-data copies and models among the source's files, and the next run
+    would read them back as real rows (or fail on report.html)."""
+    if source.startswith("demo:") or ("://" in source and not source.startswith("file://")):
+        return
+    folder = Path(source.removeprefix("file://")).expanduser()
+    if not folder.is_dir():
+        return
+    folder = folder.resolve()
+    for label, location in (("out", out), ("work_root", work_root), ("model_store", model_store)):
+        if not location or not is_local(location):
+            continue
+        target = Path(location.removeprefix("file://")).expanduser().resolve()
+        if target == folder or folder in target.parents:
+            raise InputError(
+                f"{label} {location} lies inside the source folder {source}; the run would write into the "
+                f"real data and read its own output back next time: choose an {label} outside {folder}"
+            )
 
 
 @contextmanager

