@@ -330,3 +330,21 @@ def test_normalized_value_set_is_the_gate_rule():
     ])
     assert values == {"alice@example.com", "bob", "1", "2", "1.5"}
     assert normalized_value_set([]) == set() and normalized_value_set([pd.Series([None])]) == set()
+
+
+def test_real_values_match_across_unicode_forms_whitespace_and_bytes():
+    import unicodedata
+
+    from validation.protect import normalized
+
+    name = "José  Müller"
+    decomposed = unicodedata.normalize("NFD", name)
+    values = normalized_value_set([pd.Series([decomposed]), pd.Series([b"\xc8raw", "Ｔａｒｏ"])])
+    # the NFC spelling with one space is the same real name; full-width letters are plain ones
+    assert values == {"josé müller", "\ufffdraw", "taro"}
+    assert normalized(" jose\u0301\tMÜLLER ") in values  # protect's avoid-sets use the same rule
+    real = pd.DataFrame({"name": [decomposed, "Ann Lee"] * 30, "x": np.arange(60)})
+    schema = profile_table(real, "t").model_copy()
+    schema.column("name").kind = ColumnKind.PII
+    synthetic = pd.DataFrame({"name": ["José Müller", "Zoe Kim"], "x": [1, 2]})
+    assert value_overlap([real], synthetic, schema, (ColumnKind.PII,))["total"] == 1

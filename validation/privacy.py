@@ -38,6 +38,7 @@ Metrics:
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,8 +299,16 @@ def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
     return share("synthetic"), share("holdout")
 
 
+def normalized_text(value: object) -> str:
+    """The form values are compared in: Unicode NFKC (composed accents, full-width digits), runs
+    of whitespace as one space, trimmed and case-folded; bytes read as UTF-8 (bad bytes replaced).
+    So a real name typed with decomposed accents or a double space is still that name."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
 def normalized_value_set(series_list: list[pd.Series]) -> set[str]:
-    """Distinct non-empty values of the columns as trimmed, case-folded text: the one rule the
+    """Distinct non-empty values of the columns as :func:`normalized_text`: the one rule the
     gate's value-overlap check compares by, and that :mod:`validation.protect` must use for its
     avoid-sets. A float column whose values are all whole (``1.0`` read from a CSV column with
     nulls) is written as integers (``"1"``), like the integer column it was."""
@@ -310,7 +319,7 @@ def normalized_value_set(series_list: list[pd.Series]) -> set[str]:
             continue
         if pd.api.types.is_float_dtype(u) and bool((u == np.floor(u)).all()):
             u = u.astype("int64")
-        parts.append(u.astype(str).str.strip().str.casefold())
+        parts.append(u.astype(str).str.casefold() if pd.api.types.is_numeric_dtype(u) else u.map(normalized_text))
     if not parts:
         return set()
     values = set(pd.concat(parts, ignore_index=True).unique().tolist())

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from validation.errors import InputError
-from validation.privacy import normalized_value_set
+from validation.privacy import normalized_text, normalized_value_set
 from validation.schema import ColumnKind, ColumnSchema, PIIType, Protection, TableSchema
 
 
@@ -27,8 +27,8 @@ def training_view(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
 
 
 def normalized(value: object) -> str:
-    """The form values are compared in: trimmed, case-folded text (as the gate compares them)."""
-    return str(value).strip().casefold()
+    """The form values are compared in, as the gate compares them (:func:`normalized_text`)."""
+    return normalized_text(value)
 
 
 def real_values(table: pd.DataFrame, schema: TableSchema) -> dict[str, set]:
