@@ -94,6 +94,9 @@ def test_kubernetes_gpu_template_requests_gpus_on_gpu_nodes():
     assert container["env"] == {"SYNTHPIPE_DEVICE": "cuda"}
     # the worker validates these paths (prefect-kubernetes' required job shape)
     assert job["job_manifest"]["apiVersion"] == "batch/v1" and spec["restartPolicy"] == "Never"
+    # one pod, once: Job fields, which Kubernetes ignores inside the pod spec
+    job_spec = job["job_manifest"]["spec"]
+    assert job_spec["parallelism"] == job_spec["completions"] == 1 and "parallelism" not in spec
     assert container["name"] == "prefect-job"
 
 
