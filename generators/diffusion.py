@@ -48,9 +48,20 @@ class DiffusionConfig(TorchConfig):
     """Hyper-parameters of the diffusion family. Defaults: good quality in about a minute of
     training on two CPU cores for tables of a few thousand rows."""
 
-    epochs: int = Field(300, ge=1, description="passes over the training table (at least min_steps optimiser steps in total)")
-    min_steps: int = Field(1000, ge=0, description="optimiser steps at least: small tables get more epochs than `epochs`")
-    max_steps: int = Field(4000, ge=1, description="optimiser steps at most: large tables get fewer epochs than `epochs`")
+    epochs: int = Field(300, ge=1, description="passes over the training table; when left at the default, "
+                        "kept within min_steps..max_steps optimiser steps; when given, run as given")
+    min_steps: int = Field(1000, ge=0, description="optimiser steps at least (default epochs, or when given): "
+                           "small tables get more epochs")
+    max_steps: int = Field(4000, ge=1, description="optimiser steps at most (default epochs, or when given): "
+                           "large tables get fewer epochs")
+
+    def step_bounds(self) -> tuple[int, int]:
+        """(min_steps, max_steps) that apply: an epoch count the user chose (``--epochs 5`` for a
+        quick run) is run as given unless the step bounds were chosen too; the default adapts."""
+        if "epochs" not in self.model_fields_set:
+            return self.min_steps, self.max_steps
+        return (self.min_steps if "min_steps" in self.model_fields_set else 0,
+                self.max_steps if "max_steps" in self.model_fields_set else 2**62)
     batch_size: int = Field(1024, ge=2, description="rows per training step")
     learning_rate: float = Field(2e-3, gt=0, description="peak AdamW learning rate (linear warm-up, then linear decay to 0)")
     weight_decay: float = Field(1e-5, ge=0, description="AdamW weight decay")
@@ -138,7 +149,7 @@ class DiffusionGenerator(TorchGenerator):
         n = len(data)
         batch_size = min(cfg.batch_size, n)
         per_epoch = max(1, math.ceil(n / batch_size) - (1 if n % batch_size == 1 and n > batch_size else 0))
-        epochs = _epochs(cfg.epochs, per_epoch, cfg.min_steps, cfg.max_steps)
+        epochs = _epochs(cfg.epochs, per_epoch, *cfg.step_bounds())
         total_steps = epochs * per_epoch
         params = [p for p in model.denoiser.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

@@ -350,6 +350,11 @@ def test_training_length_and_learning_rate_schedule() -> None:
     assert _epochs(300, 3, 1000, 4000) == 334  # a small table: at least min_steps updates
     assert _epochs(300, 21, 1000, 4000) == 190  # a large table: at most max_steps updates
     assert _epochs(5, 10_000, 1000, 4000) == 1  # never zero epochs
+    # epochs the user chose are run as given (a quick `--epochs 5`); the default adapts
+    assert DiffusionConfig().step_bounds() == (1000, 4000)
+    assert DiffusionConfig(epochs=5).step_bounds() == (0, 2**62)
+    assert DiffusionConfig(epochs=5, min_steps=50).step_bounds() == (50, 2**62)
+    assert _epochs(5, 3, *DiffusionConfig(epochs=5).step_bounds()) == 5
     factors = [_lr_factor(i, 10, 100) for i in range(100)]
     assert factors[0] == 0.1 and factors[9] == 1.0 and factors[-1] < 0.02
     assert all(a >= b for a, b in zip(factors[9:], factors[10:]))  # decays monotonically
