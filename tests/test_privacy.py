@@ -339,9 +339,10 @@ def test_real_values_match_across_unicode_forms_whitespace_and_bytes():
 
     name = "José  Müller"
     decomposed = unicodedata.normalize("NFD", name)
-    values = normalized_value_set([pd.Series([decomposed]), pd.Series([b"\xc8raw", "Ｔａｒｏ"])])
+    values = normalized_value_set([pd.Series([decomposed]), pd.Series([b"\xc8raw", "Ｔａｒｏ"]),
+                                   pd.Series([np.array([1, 2]), {"a": 1}, None])])  # a nested column
     # the NFC spelling with one space is the same real name; full-width letters are plain ones
-    assert values == {"josé müller", "\ufffdraw", "taro"}
+    assert values == {"josé müller", "\ufffdraw", "taro", "[1 2]", "{'a': 1}"}
     assert normalized(" jose\u0301\tMÜLLER ") in values  # protect's avoid-sets use the same rule
     real = pd.DataFrame({"name": [decomposed, "Ann Lee"] * 30, "x": np.arange(60)})
     schema = profile_table(real, "t").model_copy()

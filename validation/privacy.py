@@ -314,7 +314,10 @@ def normalized_value_set(series_list: list[pd.Series]) -> set[str]:
     nulls) is written as integers (``"1"``), like the integer column it was."""
     parts = []
     for s in series_list:
-        u = pd.Series(s.dropna().unique())
+        try:
+            u = pd.Series(s.dropna().unique())
+        except TypeError:  # lists and dicts of a nested column cannot be hashed: compare their text
+            u = pd.Series(s.dropna().map(normalized_text).unique())
         if len(u) == 0:
             continue
         if pd.api.types.is_float_dtype(u) and bool((u == np.floor(u)).all()):
