@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
@@ -196,7 +196,10 @@ def synthesize(params: SynthesizeParams) -> SynthesizeResult:
         delete_tree(work_dir)
         run_folder.release()
         shutil.rmtree(scratch, ignore_errors=True)
-    _publish_artifacts(dataset, gate, release_path, clock.seconds, candidates if is_auto else [])
+    try:
+        _publish_artifacts(dataset, gate, release_path, clock.seconds, candidates if is_auto else [])
+    except Exception as exc:  # the release is published by now: a lost UI summary must not fail the run
+        get_run_logger().warning("could not create the run's Prefect artifacts (the release is written): %s", exc)
     result = SynthesizeResult(
         passed=gate.passed,
         verdict="pass" if gate.passed else "fail",

@@ -179,3 +179,15 @@ def test_flow_on_a_table_of_every_supported_type(prefect_server, tmp_path):
     assert out["unused"].isna().all()
     assert not set(out["email"]) & set(frame["email"]) and not set(out["customer_id"]) & set(frame["customer_id"])
     assert set(out["tier"].dropna()) <= {"gold", "silver", "bronze", "__rare__"}
+
+
+def test_a_failed_ui_summary_does_not_fail_a_published_run(prefect_server, planes_csv, tmp_path, monkeypatch):
+    import flows.synthesize as synthesize_module
+    from flows.synthesize import SynthesizeParams, synthesize
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("Prefect API unavailable")
+
+    monkeypatch.setattr(synthesize_module, "create_markdown_artifact", unavailable)
+    result = synthesize(SynthesizeParams(source=str(planes_csv), out=str(tmp_path), rows=300, seed=2))
+    assert result.passed and (Path(result.release_path) / "manifest.json").is_file()
