@@ -180,18 +180,24 @@ ISO_STAMPS = {  # column -> (how it is written, the detected format)
     "space_offset": ("%Y-%m-%d %H:%M:%S+00", "%Y-%m-%d %H:%M:%S+00"),
     "micro_offset": ("%Y-%m-%dT%H:%M:%S.%f-0500", "%Y-%m-%dT%H:%M:%S.%f-0500"),
     "z": ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%SZ"),
+    # milliseconds, as JavaScript and Java write them (%3f: validation.columns.MILLISECONDS)
+    "milli": ("%Y-%m-%dT%H:%M:%S.%3f", "%Y-%m-%dT%H:%M:%S.%3f"),
+    "milli_z": ("%Y-%m-%dT%H:%M:%S.%3fZ", "%Y-%m-%dT%H:%M:%S.%3fZ"),
+    "space_milli_offset": ("%Y-%m-%d %H:%M:%S.%3f+01:00", "%Y-%m-%d %H:%M:%S.%3f+01:00"),
 }
 
 
 def iso_stamp_table(n: int = 300, sentinels: bool = False) -> pd.DataFrame:
     """Unique ISO timestamps in every written form of ``ISO_STAMPS``, with a 9999-12-31 sentinel
     in the whole-second columns (``sentinels=True`` puts one in every column)."""
+    from validation.columns import format_datetimes
+
     rng = np.random.default_rng(0)
     base = pd.Series(pd.Timestamp("2021-03-01") + pd.to_timedelta(rng.integers(0, 10**13, n), unit="us"))
-    out = pd.DataFrame({name: base.dt.strftime(layout).astype(object) for name, (layout, _) in ISO_STAMPS.items()})
+    out = pd.DataFrame({name: format_datetimes(base, layout).astype(object) for name, (layout, _) in ISO_STAMPS.items()})
     for name, (layout, _) in ISO_STAMPS.items():
-        if sentinels or "%f" not in layout:
-            out.loc[0, name] = dt.datetime(9999, 12, 31).strftime(layout)
+        if sentinels or "f" not in layout:  # no fraction: see test_encoder's round trip
+            out.loc[0, name] = dt.datetime(9999, 12, 31).strftime(layout.replace("%3f", "000"))
     out["x"] = rng.normal(size=n)
     return out
 
@@ -206,11 +212,11 @@ def test_iso_timestamps_with_fractions_and_offsets_are_datetimes_not_keys():
 
 
 def test_timestamps_that_no_format_writes_back_exactly_are_not_datetimes():
-    """%f writes six digits and %z writes UTC: milliseconds and mixed offsets would not read back
-    as written, so they are not given such a format."""
+    """%f writes six digits and %z writes UTC: fractions of other lengths and mixed offsets would
+    not read back as written, so they are not given such a format."""
     stamps = pd.Series(pd.date_range("2021-03-01", periods=200, freq="37min"))
     df = pd.DataFrame({
-        "millis": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3],
+        "tenths": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-5],
         "mixed_offsets": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S") + np.where(np.arange(200) % 2, "+01:00", "+02:00"),
     })
     schema = profile_table(df, "t")

@@ -230,6 +230,26 @@ def row_keys(prep: PreparedTables, role: str, num_idx: list[int] | None = None, 
 
 TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 _TEXT_DEFAULT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# Our code for three fractional digits (milliseconds, as JavaScript and Java write timestamps),
+# which strftime lacks: ``%f`` always writes six. Read as ``%f``; written as ``%f`` cut to three.
+MILLISECONDS = "%3f"
+
+
+def reading_format(fmt: str | None) -> str | None:
+    """``fmt`` as strptime and pandas read it (``%f`` reads one to six digits)."""
+    return fmt.replace(MILLISECONDS, "%f") if fmt else fmt
+
+
+def format_datetimes(stamps: pd.Series, fmt: str) -> pd.Series:
+    """``stamps.dt.strftime(fmt)``, also for :data:`MILLISECONDS` (the fraction truncated to
+    milliseconds: data read in that format holds whole milliseconds)."""
+    if MILLISECONDS not in fmt:
+        return stamps.dt.strftime(fmt)
+    # a marker after the six digits finds them (not NUL: C's strftime stops at a NUL)
+    marked = stamps.dt.strftime(fmt.replace(MILLISECONDS, "%f\x1f"))
+    return marked.str.replace(r"(\d{3})\d{3}\x1f", r"\1", regex=True)
+
+
 _NAT = np.iinfo(np.int64).min
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -335,7 +355,7 @@ def _py_ticks_us(v: Any, fmt: str | None) -> int | None:
             parsed = None
             if fmt:
                 try:
-                    parsed = dt.datetime.strptime(text, fmt)
+                    parsed = dt.datetime.strptime(text, reading_format(fmt))
                 except ValueError:
                     parsed = None
             v = parsed if parsed is not None else dt.datetime.fromisoformat(text)
@@ -389,7 +409,7 @@ def datetime_ticks(s: pd.Series, fmt: str | None = None, unit: str | None = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                parsed = pd.to_datetime(pd.Series(values), format=fmt if form.kind == "text" else None,
+                parsed = pd.to_datetime(pd.Series(values), format=reading_format(fmt) if form.kind == "text" else None,
                                         errors="coerce", utc=True)
             except (TypeError, ValueError):
                 parsed = pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns, UTC]")
@@ -465,7 +485,7 @@ def ticks_to_datetime_like(
         layout = fmt or _TEXT_DEFAULT_FORMAT
         if utc_format(layout):
             stamps = stamps.dt.tz_localize("UTC")
-        values = stamps.dt.strftime(layout).to_numpy(dtype=object).copy()
+        values = format_datetimes(stamps, layout).to_numpy(dtype=object).copy()
     else:
         if form.tz is not None:
             stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(form.tz)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from validation.columns import datetime_ticks, numeric_values, require_finite, utc_format
+from validation.columns import MILLISECONDS, datetime_ticks, numeric_values, reading_format, require_finite, utc_format
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -255,8 +255,10 @@ def _pii_by_content(sample: pd.Series) -> PIIType | None:
 _DATETIME_FORMATS = [
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%3f",
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S.%3f",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
     "%d/%m/%Y",
@@ -264,7 +266,7 @@ _DATETIME_FORMATS = [
     "%Y/%m/%d",
 ]
 # UTC ("Z") or a UTC offset ending an ISO timestamp: stripped before the formats above are tried
-_OFFSET = re.compile(r"(?:(?<=\d:\d\d)|(?<=\.\d{6}))(Z|[+-]\d\d(?::?\d\d)?)$")
+_OFFSET = re.compile(r"(?:(?<=\d:\d\d)|(?<=\.\d{3})|(?<=\.\d{6}))(Z|[+-]\d\d(?::?\d\d)?)$")
 
 
 def _datetime_format(sample: pd.Series) -> str | None:
@@ -272,7 +274,7 @@ def _datetime_format(sample: pd.Series) -> str | None:
 
     Only formats that write the values back exactly as they read (the encoder and the release
     format the model's datetimes with it): ``%f`` writes six digits, so fractions of seconds
-    count only with all six; an offset is kept as literal text when every value has the same
+    count only with all six, or all three (milliseconds, :data:`MILLISECONDS`); an offset is kept as literal text when every value has the same
     one (the times are then taken as they read), since ``%z`` would write them all in UTC.
     """
     if not sample.str.contains(r"\d").all():
@@ -282,9 +284,11 @@ def _datetime_format(sample: pd.Series) -> str | None:
     if offsets.notna().all() and offsets.nunique() == 1:
         suffix = str(offsets.iloc[0])
         sample = sample.str[: -len(suffix)]
-    six_digit_fraction = sample.str.contains(r":\d\d\.\d{6}$").all()
+    fraction = next((code for code, digits in (("%f", 6), (MILLISECONDS, 3))
+                     if sample.str.contains(rf":\d\d\.\d{{{digits}}}$").all()), "")
     for fmt in _DATETIME_FORMATS:
-        if fmt.endswith("%f") == six_digit_fraction and _parses(sample, fmt):
+        written = next((code for code in ("%f", MILLISECONDS) if fmt.endswith(code)), "")
+        if written == fraction and _parses(sample, fmt):
             return fmt + suffix
     return None
 
@@ -294,10 +298,10 @@ def _parses(sample: pd.Series, fmt: str) -> bool:
     (9999-12-31 sentinels are beyond datetime64[ns]), as ``validation.columns.datetime_ticks``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
+        parsed = pd.to_datetime(sample, format=reading_format(fmt), errors="coerce")
     for v in sample[parsed.isna()].unique():
         try:
-            dt.datetime.strptime(v, fmt)
+            dt.datetime.strptime(v, reading_format(fmt))
         except ValueError:
             return False
     return True
