@@ -173,7 +173,7 @@ def verify_release(target: str | Path) -> VerifyResult:
     against the gate record, report.json and the folder's place.
 
     A release folder verifies wherever it was copied; a dataset folder's LATEST must name a
-    release of that dataset. Raises InputError when there is
+    folder holding that release. Raises InputError when there is
     nothing to verify (no folder, no or unreadable manifest); returns a result whose
     ``problems`` list every mismatch otherwise.
     """
@@ -262,15 +262,15 @@ def _verdict_problems(folder: Path, manifest: dict[str, Any], files: dict[str, A
             if report.get("passed") is not passed:
                 problems.append(f"the manifest's verdict is {verdict!r} but report.json says passed={report.get('passed')!r}")
 
-    # A release may be copied anywhere (a hand-off), so its own folder is not checked. But a
-    # passing verdict inside quarantine/ is a quarantined run relabelled in place, and a release
-    # reached through a dataset's LATEST must be that dataset's.
+    # A release or a dataset folder may be copied anywhere under any name (a hand-off), so folder
+    # names are not checked against the manifest's dataset. But a passing verdict inside
+    # quarantine/ is a quarantined run relabelled in place, and LATEST must name the release
+    # whose folder it names.
     place = Path(os.path.abspath(folder))
     if passed and place.parent.name == QUARANTINE:
         problems.append(f"the manifest says 'pass' but the folder sits in {QUARANTINE}/")
-    if via_latest is not None and (manifest.get("dataset") != via_latest.name or manifest.get("release_id") != place.name):
-        problems.append(f"{via_latest.name}/LATEST names {place.name}, but its manifest is release "
-                        f"{manifest.get('release_id')!r} of dataset {manifest.get('dataset')!r}")
+    if via_latest is not None and manifest.get("release_id") != place.name:
+        problems.append(f"LATEST names {place.name}, but its manifest is release {manifest.get('release_id')!r}")
     return problems
 
 

@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,10 @@ class SourceSpec:
             from sqlalchemy.engine import make_url
 
             try:
-                return make_url(self.location).render_as_string(hide_password=True)
+                url = make_url(split_password(self.location)[0])
+                if _embedded_password(self.location):
+                    url = url.difference_update_query(list(url.query))
+                return url.render_as_string(hide_password=True)
             except Exception:
                 return self.location.split("://")[0] + "://…"
         return self.location
@@ -70,13 +74,37 @@ def _db_url(location: str):
         return None
 
 
+# query-string keys drivers take a password from (psycopg, pymysql, pyodbc, ...), any case
+_PASSWORD_KEYS = ("password", "passwd", "pwd")
+# a password inside a driver connection string passed in the query (pyodbc's odbc_connect)
+_EMBEDDED_PASSWORD = re.compile(r"(?i)(?:^|;)\s*(?:pwd|password)\s*=")
+
+
 def split_password(location: str) -> tuple[str, str | None]:
-    """``location`` without its database password, and the password (None when there is none)."""
+    """``location`` without its database password, and the password (None when there is none):
+    the URL's own password field or a ``password``/``passwd``/``pwd`` query parameter."""
     url = _db_url(location)
-    if url is None or url.password is None:
+    if url is None:
+        return location, None
+    keys = [k for k in url.query if k.lower() in _PASSWORD_KEYS]
+    password = url.password
+    for key in keys:
+        value = url.query[key]
+        password = password if password is not None else (value[0] if isinstance(value, tuple) else value)
+    if password is None:
         return location, None
     # URL.set() ignores None ("unchanged"): replace the field of the URL named tuple instead
-    return url._replace(password=None).render_as_string(hide_password=False), str(url.password)
+    url = url._replace(password=None).difference_update_query(keys)
+    return url.render_as_string(hide_password=False), str(password)
+
+
+def _embedded_password(location: str) -> bool:
+    """A password inside a query value (e.g. ``odbc_connect=...;PWD=...``), which cannot be
+    moved out of the URL."""
+    url = _db_url(location)
+    values = [v for value in (url.query.values() if url is not None else []) for v in
+              (value if isinstance(value, tuple) else (value,))]
+    return any(_EMBEDDED_PASSWORD.search(str(v)) for v in values)
 
 
 def detach_password(location: str) -> str:
@@ -92,6 +120,11 @@ def detach_password(location: str) -> str:
 def refuse_password(location: str) -> None:
     """A flow's ``source`` with a password: fail before anything connects (Prefect has recorded
     the parameter by then; the message teaches the safe way for the next run)."""
+    if _embedded_password(location):
+        raise InputError(
+            "the source URL holds a password inside a driver connection string (PWD=), which Prefect would store "
+            "with the flow-run parameters: use a DSN or integrated authentication instead"
+        )
     if split_password(location)[1] is not None:
         raise InputError(
             "the source URL holds a password, and Prefect stores flow-run parameters for anyone who can see the run: "

@@ -178,6 +178,22 @@ def test_split_password_keeps_everything_but_the_password():
         "postgresql://alice@db.example:5432/sales?sslmode=require", "S3cret@PW")
     for location in ("postgresql://alice@host/db", "sqlite:///x.db", "data.csv", "demo:weather", "file:///a/b.parquet"):
         assert split_password(location) == (location, None)
+    # drivers also take it as a query parameter
+    assert split_password("postgresql://alice@db/prod?PassWord=s3cret&sslmode=require") == (
+        "postgresql://alice@db/prod?sslmode=require", "s3cret")
+    assert split_password("mysql+pymysql://alice@db/prod?passwd=s3cret") == ("mysql+pymysql://alice@db/prod", "s3cret")
+
+
+def test_no_form_of_password_reaches_the_display_or_passes_the_check():
+    from flows.synthesize import SynthesizeParams, check_params
+    from tasks.sources import SourceSpec
+
+    odbc = "mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BX%7D%3BPWD%3Ds3cret"
+    for location in ("postgresql://alice:s3cret@db/prod", "postgresql://alice@db/prod?pwd=s3cret", odbc):
+        assert "s3cret" not in SourceSpec(location=location).display
+        with pytest.raises(InputError) as info:
+            check_params(SynthesizeParams(source=location, query="SELECT 1"))
+        assert "s3cret" not in str(info.value)
 
 
 def test_cli_detaches_the_password_into_the_environment(monkeypatch):

@@ -215,12 +215,20 @@ def test_a_copied_release_verifies_but_not_relabelled_in_quarantine_or_under_ano
     hidden = good.rename(tmp_path / "planes" / "quarantine" / good.name)
     (problem,) = verify_release(hidden).problems
     assert problem == "the manifest says 'pass' but the folder sits in quarantine/"
-    # under another dataset's name, to be taken as that dataset's LATEST
-    (tmp_path / "weather").mkdir()
-    hidden.rename(tmp_path / "weather" / good.name)
-    (tmp_path / "weather" / "LATEST").write_text(good.name + "\n")
-    (problem,) = verify_release(tmp_path / "weather").problems
-    assert problem == f"weather/LATEST names {good.name}, but its manifest is release {good.name!r} of dataset 'planes'"
+    # LATEST naming a folder that holds another release
+    hidden.rename(tmp_path / "planes" / "20990101T000000Z-ffffff")
+    (tmp_path / "planes" / "LATEST").write_text("20990101T000000Z-ffffff\n")
+    (problem,) = verify_release(tmp_path / "planes").problems
+    assert problem == f"LATEST names 20990101T000000Z-ffffff, but its manifest is release {good.name!r}"
+
+
+def test_a_dataset_folder_verifies_through_dot_and_symlinks(tmp_path, table, monkeypatch):
+    good = _release(tmp_path, table)
+    assert verify_release(tmp_path / "planes").ok
+    monkeypatch.chdir(tmp_path / "planes")
+    assert verify_release(".").ok
+    (tmp_path / "current").symlink_to(tmp_path / "planes")
+    assert verify_release(tmp_path / "current").ok and good.exists()
 
 
 def test_latest_names_a_release_beside_it(tmp_path, table):

@@ -203,9 +203,10 @@ def test_flow_sweeps_a_killed_run_and_refuses_unsafe_parameters(prefect_server, 
     from flows.synthesize import SynthesizeParams, synthesize
 
     out = tmp_path / "out"
-    killed = claim_run_folder(str(out / ".work"), _run_id(1))
-    write_frame(pd.DataFrame({"x": [1]}), f"{killed.uri}/source.parquet")
-    killed.release()
+    killed = _holder(out / ".work", _run_id(1))
+    killed.send_signal(signal.SIGKILL)  # its lock dies with it; its copy of the data stays
+    killed.wait(timeout=30)
+    assert (out / ".work" / _run_id(1) / "source.parquet").exists()
     result = synthesize(SynthesizeParams(source=str(parquet_folder), out=str(out), rows=200, seed=1))
     assert Path(result.release_path).exists()
     assert [p.name for p in (out / ".work").iterdir() if not p.name.startswith(".")] == []
