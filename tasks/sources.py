@@ -52,10 +52,13 @@ class SourceSpec:
             from sqlalchemy.engine import make_url
 
             try:
-                url = make_url(split_password(self.location)[0])
+                url = make_url(self.location)
+                # a password given as a query parameter (or inside one) goes too; the URL's own
+                # password field shows as ***
+                hidden = [k for k in url.query if k.lower() in _PASSWORD_KEYS]
                 if _embedded_password(self.location):
-                    url = url.difference_update_query(list(url.query))
-                return url.render_as_string(hide_password=True)
+                    hidden = list(url.query)
+                return url.difference_update_query(hidden).render_as_string(hide_password=True)
             except Exception:
                 return self.location.split("://")[0] + "://…"
         return self.location
