@@ -63,7 +63,7 @@ class SynthesizeParams(BaseModel):
         default_factory=lambda: list(auto.DEFAULT_CANDIDATES), description="families tried by generator=auto (one after another inline; in parallel with training=deployment)"
     )
     rows: int | None = Field(None, ge=1, description="rows to sample; default: as many as the source")
-    seed: int = Field(0, description="seed for split, training and sampling")
+    seed: int = Field(0, ge=0, description="seed for split, training and sampling")
     out: str = Field("releases", description="output root folder")
     schema_file: str | None = Field(None, description="YAML schema overrides (synthpipe profile --write)")
     holdout_fraction: float = Field(0.2, ge=0.05, le=0.5, description="share of real rows held out")

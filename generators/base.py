@@ -42,7 +42,7 @@ class GeneratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device: Device = Field("auto", description="auto = CUDA when present, else CPU")
-    seed: int = Field(0, description="training seed; same seed + data + config = same model")
+    seed: int = Field(0, ge=0, description="training seed; same seed + data + config = same model")
 
 
 class Generator(ABC):

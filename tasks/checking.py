@@ -40,6 +40,13 @@ def _read(path: str | Path, role: str) -> pa.Table:
     return table
 
 
+def _decoded(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary-encoded columns cast to their value type."""
+    fields = [pa.field(f.name, f.type.value_type, f.nullable) if pa.types.is_dictionary(f.type) else f
+              for f in table.schema]
+    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
+
+
 def _real_table(train: pa.Table, holdout: pa.Table) -> pa.Table:
     """Train and holdout as one table (the real table the pipeline would have profiled)."""
     if train.column_names != holdout.column_names:
@@ -55,7 +62,9 @@ def _real_table(train: pa.Table, holdout: pa.Table) -> pa.Table:
             + (f" ({'; '.join(why)})" if why else " (the order differs)")
         )
     try:
-        # a CSV column that is all-null in one file reads as type null: widen it
+        # a CSV column that is all-null in one file reads as type null: widen it; a Parquet file
+        # written from a pandas category column holds it dictionary-encoded: read its values
+        train, holdout = (_decoded(t) for t in (train, holdout))
         return pa.concat_tables([train, holdout], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"the real table and the holdout have incompatible column types: {exc}") from None

@@ -118,6 +118,7 @@ def test_check_internal_error_is_exit_3(monkeypatch, capsys, tmp_path):
         (["--holdout", "0.9"], "invalid holdout_fraction"),
         (["--name", "../evil"], "invalid name"),
         (["--device", "gpu"], "invalid device"),
+        (["--seed", "-1"], "invalid seed"),
     ],
 )
 def test_invalid_parameters_create_nothing(monkeypatch, capsys, tmp_path, args, message):

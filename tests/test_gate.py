@@ -271,6 +271,7 @@ def check_files(tmp_path_factory, data):
     honest_in = within_schema(honest, real_schema)  # a generator stays inside the real ranges
     _write(train, d / "train.csv", "csv")
     _write(holdout, d / "holdout.parquet", "parquet")
+    _write(holdout.astype({"origin": "category"}), d / "holdout_dict.parquet", "parquet")  # dictionary-encoded
     _write(honest_in, d / "honest.csv", "csv")
     _write(train.sample(1000, random_state=1), d / "copied.parquet", "parquet")
     _write(holdout[["origin", "temp"]], d / "narrow.csv", "csv")
@@ -289,6 +290,15 @@ def test_check_passes_honest_files(check_files, tmp_path):
     assert report["verdict"] == "pass" and report["passed"] is True
     assert (tmp_path / "rep" / "report.html").exists()
     assert json.loads((tmp_path / "rep" / "great_expectations.json").read_text())["success"] is True
+
+
+def test_check_reads_a_dictionary_encoded_holdout_beside_a_plain_train_file(check_files, tmp_path):
+    from tasks.checking import run_check
+
+    out = []
+    code = run_check(check_files / "train.csv", check_files / "holdout_dict.parquet", check_files / "honest.csv",
+                     tmp_path / "rep", echo=out.append)
+    assert code == 0, out
 
 
 def test_check_fails_copied_rows(check_files, tmp_path):
