@@ -373,7 +373,8 @@ class LLMGenerator(Generator):
             i = names.index(name)
             codec = self.codecs[i]
             text = codec.to_text(value)
-            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            # pd.NA and NaT are missing too (a row of a nullable or datetime column holds them)
+            missing = bool(pd.api.types.is_scalar(value) and pd.isna(value))
             if text is None and not (missing and codec.allow_null):
                 raise InputError(f"condition {name}={value!r} is not a valid value of the column")
             fields.append((i, self._plan(i, text)))
@@ -530,24 +531,24 @@ def value_valid(codec: ValueCodec, text: str | None) -> bool:
     """Is ``text`` a valid canonical value of the column (independent of the automata)?"""
     import datetime as dt
 
-    from generators.row_text import DATETIME_LAYOUTS, units_to_text
+    from generators.row_text import DATETIME_LAYOUTS, datetime_texts, text_units, units_to_text
 
     if text is None:
         return codec.allow_null
     if codec.kind == "categorical":
         return text in codec.text_index()
     if codec.kind == "number":
-        try:
-            value = float(text)
-        except ValueError:
+        # exact units: through a float, digits beyond float64's 53 bits (int64 nanoseconds,
+        # full-precision floats at 10 decimals) would read as another number
+        units = text_units(text, codec.decimals)
+        if units is None:
             return False
-        units = round(value * 10**codec.decimals)
         if codec.discrete and text not in codec.text_index():
             return False
         return codec.low <= units <= codec.high and units_to_text(units, codec.decimals) == text
-    layout = DATETIME_LAYOUTS[codec.resolution]
     try:
-        parsed = dt.datetime.strptime(text, layout)
+        parsed = dt.datetime.strptime(text, DATETIME_LAYOUTS[codec.resolution])
     except ValueError:
         return False
-    return parsed.strftime(layout) == text and codec.min_text <= text <= codec.max_text
+    canonical = datetime_texts(np.array([np.datetime64(parsed, "us")]), codec.resolution)[0]  # years < 1000 padded
+    return canonical == text and codec.min_text <= text <= codec.max_text

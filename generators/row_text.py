@@ -20,12 +20,15 @@ import datetime as dt
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from validation.columns import DatetimeForm, datetime_ticks, require_finite, ticks_to_datetime_like
+from validation.errors import InputError
 from validation.schema import ColumnKind, ColumnSchema
 
 NULL_TEXT = "None"  # how a missing value reads in row text (the decoder uses a dedicated token)
@@ -37,7 +40,13 @@ DATETIME_LAYOUTS: dict[str, str] = {
     "m": "%Y-%m-%d %H:%M",
     "s": "%Y-%m-%d %H:%M:%S",
 }
+# numpy's ISO text per resolution: the layouts above with "T" for " ", years always 4 digits
+_NUMPY_UNIT = {"D": "D", "h": "h", "m": "m", "s": "s"}
 _FLOAT_DECIMALS_DEFAULT = 6  # when the schema does not say how many decimals floats carry
+# Fraction digits a float column may be widened to for values its decimals round to 0: each
+# digit is one more character the decoder spells (and model position a row may need).
+_MAX_DECIMALS = 30
+_TINY_DIGITS = 6  # significant digits kept for the smallest value of such a column
 
 
 @dataclass
@@ -89,7 +98,7 @@ class ValueCodec:
             idx = self._category_index().get(_category_key(value))
             return None if idx is None else self.texts[idx]
         if self.kind == "number":
-            return self._number_text(float(value))
+            return self._number_text(value)
         return self._datetime_text(value)
 
     def column_texts(self, values: pd.Series) -> list[str | None]:
@@ -99,10 +108,12 @@ class ValueCodec:
             return [None if _is_missing(v) else (None if (i := index.get(_category_key(v))) is None else self.texts[i])
                     for v in values.tolist()]
         if self.kind == "number":
-            arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-            return [None if math.isnan(v) else self._number_text(v) for v in arr]
+            # Python scalars, not a float array: int64 values above 2**53 must stay exact
+            numeric = pd.to_numeric(values, errors="coerce")
+            missing = numeric.isna().tolist()
+            return [None if m else self._number_text(v) for v, m in zip(numeric.tolist(), missing)]
         stamps = to_utc_naive(values, self.value_type, self.datetime_format).dt.floor(_FLOOR[self.resolution])
-        texts = stamps.dt.strftime(DATETIME_LAYOUTS[self.resolution])
+        texts = pd.Series(datetime_texts(stamps.to_numpy(), self.resolution), index=stamps.index)
         ok = stamps.notna() & (texts >= self.min_text) & (texts <= self.max_text)
         return [t if k else None for t, k in zip(texts.tolist(), ok.tolist())]
 
@@ -113,11 +124,9 @@ class ValueCodec:
             self._index_cache = cached
         return cached
 
-    def _number_text(self, value: float) -> str | None:
-        if not math.isfinite(value):
-            return None
-        units = round(value * 10**self.decimals)
-        if not self.low <= units <= self.high:
+    def _number_text(self, value: Any) -> str | None:
+        units = value_units(value, self.decimals)
+        if units is None or not self.low <= units <= self.high:
             return None
         text = units_to_text(units, self.decimals)
         if self.discrete and text not in self.text_index():
@@ -143,14 +152,16 @@ class ValueCodec:
         if self.kind == "categorical":
             return self.categories[self.text_index()[text]]
         if self.kind == "number":
-            value = float(text)  # canonical text: exact for integers, nearest float otherwise
+            if self.integer:
+                return int(text)  # exact: the unit bounds are exact, no float may round it
+            value = float(text)  # canonical text: the nearest float
             # Clip against the float bounds: the bounds in units are exact, but the schema's
             # float min/max may sit one ulp inside the rounded text (10.357019999999999).
             if self.min_value is not None:
                 value = max(value, self.min_value)
             if self.max_value is not None:
                 value = min(value, self.max_value)
-            return int(round(value)) if self.integer else value
+            return value
         return dt.datetime.strptime(text, DATETIME_LAYOUTS[self.resolution])
 
     def to_series(self, texts: list[str | None], index: pd.Index | None = None) -> pd.Series:
@@ -181,19 +192,20 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
                           categories=list(categories), texts=unique_texts(categories), dtype_categories=own)
     if column.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
         integer = column.kind == ColumnKind.INTEGER
-        decimals = 0 if integer else min(column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT, 10)
         numeric = pd.to_numeric(values, errors="coerce")
         require_finite(numeric.to_numpy(dtype=float, na_value=np.nan), column.name)
+        present = numeric.dropna().tolist()  # Python ints stay exact, unlike a float array
         lo = float(column.min) if column.min is not None else float(numeric.min())
         hi = float(column.max) if column.max is not None else float(numeric.max())
-        scale = 10**decimals
+        if integer:
+            decimals = 0
+            low, high = _integer_bound(column.min, present, up=True), _integer_bound(column.max, present, up=False)
+        else:
+            decimals, low, high = _float_grid(column, present, lo, hi)
         codec = ValueCodec(name=column.name, kind="number", dtype=dtype, allow_null=allow_null,
-                           decimals=decimals, integer=integer,
-                           low=_ceil_units(lo * scale), high=_floor_units(hi * scale),
-                           min_value=lo, max_value=hi)
-        units = pd.Series([round(v * scale) for v in numeric.dropna().to_numpy(dtype=float) if math.isfinite(v)],
-                          dtype=object).unique() if numeric.notna().any() else []
-        seen = sorted(int(u) for u in units if codec.low <= u <= codec.high)
+                           decimals=decimals, integer=integer, low=low, high=high, min_value=lo, max_value=hi)
+        units = {value_units(v, decimals) for v in present}
+        seen = sorted(u for u in units if u is not None and codec.low <= u <= codec.high)
         if 0 < len(seen) <= discrete_max_values:
             codec.discrete = True
             codec.texts = [units_to_text(u, decimals) for u in seen]
@@ -202,13 +214,13 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
         value_type = _datetime_value_type(values)
         stamps = to_utc_naive(values, value_type, column.datetime_format).dropna()
         resolution = "D" if value_type == "date" else detect_resolution(stamps)
-        layout = DATETIME_LAYOUTS[resolution]
         lo_ts = _bound_to_utc_naive(column.min, stamps.min())
         hi_ts = _bound_to_utc_naive(column.max, stamps.max())
-        lo_text = lo_ts.ceil(_FLOOR[resolution]).strftime(layout)
-        hi_text = hi_ts.floor(_FLOOR[resolution]).strftime(layout)
+        lo_text, hi_text = datetime_texts(
+            np.array([lo_ts.ceil(_FLOOR[resolution]).to_datetime64(), hi_ts.floor(_FLOOR[resolution]).to_datetime64()]),
+            resolution)
         tz = getattr(values.dtype, "tz", None)
-        tz = None if tz is None else str(tz)
+        tz = str(tz) if tz is not None else (_object_tz(values) if value_type == "datetime64" else None)
         return ValueCodec(name=column.name, kind="datetime", dtype=dtype, allow_null=allow_null,
                           resolution=resolution, min_text=lo_text, max_text=hi_text,
                           value_type=value_type, tz=tz, datetime_format=column.datetime_format)
@@ -239,6 +251,42 @@ def units_to_text(units: int, decimals: int) -> str:
     whole, frac = divmod(mag, 10**decimals)
     frac_text = str(frac).rjust(decimals, "0").rstrip("0")
     return f"{sign}{whole}.{frac_text}" if frac_text else f"{sign}{whole}"
+
+
+def value_units(value: Any, decimals: int) -> int | None:
+    """``value`` in units of ``10**-decimals``, rounded half-even without float error (None when
+    not finite): integers stay exact above 2**53, and a float's exact binary value is rounded, not
+    the float product ``value * 10**decimals``."""
+    if isinstance(value, (int, np.integer)):
+        return int(value) * 10**decimals
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    if value.is_integer():
+        return int(value) * 10**decimals
+    return round(Fraction(value) * 10**decimals)
+
+
+def text_units(text: str, decimals: int) -> int | None:
+    """The units of a number's text at ``decimals``, exactly; None when it is no number or not on
+    the grid (more fraction digits than ``decimals``)."""
+    try:
+        num, den = Decimal(text).as_integer_ratio()
+    except (InvalidOperation, ValueError, OverflowError):  # not a number, NaN, infinity
+        return None
+    units, rest = divmod(num * 10**decimals, den)
+    return None if rest else units
+
+
+def datetime_texts(stamps: np.ndarray, resolution: str) -> np.ndarray:
+    """Naive ``datetime64`` values in the layout of ``resolution`` (``"NaT"`` where missing).
+
+    Written by numpy, which pads the year to four digits: ``strftime("%Y")`` writes year 1 as
+    ``"1"`` on glibc, which breaks the fixed width (a 0001-01-01 sentinel) that the decoder and
+    the text order = time order rule need.
+    """
+    iso = np.datetime_as_string(np.asarray(stamps, dtype="datetime64[us]"), unit=_NUMPY_UNIT[resolution])
+    return np.array([t.replace("T", " ") for t in iso.tolist()], dtype=object)
 
 
 def detect_resolution(stamps: pd.Series) -> str:
@@ -308,7 +356,9 @@ def restore_dtype(values: list[Any], codec: ValueCodec, index: pd.Index | None =
         # a plain int dtype cannot hold nulls; the decoder allows nulls only when the training
         # column had some, and then pandas already held it as float
         dtype = "float64"
-    if dtype.startswith(("float", "int", "uint")):
+    if dtype.startswith(("int", "uint")):
+        return s.astype(dtype)  # Python ints, cast directly: float64 would round values above 2**53
+    if dtype.startswith("float"):
         return s.astype("float64").astype(dtype)
     if dtype == "bool":
         return s.astype(bool)
@@ -350,15 +400,85 @@ def _bound_to_utc_naive(bound: Any, fallback: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(np.datetime64(int(ticks[0]), unit))
 
 
-def _ceil_units(x: float) -> int:
-    # Values sit on the decimal grid up to float noise: snap before rounding up.
-    r = round(x)
-    return int(r) if abs(x - r) < 1e-6 else int(math.ceil(x))
+def _bound_units(x: float, decimals: int, up: bool) -> int:
+    """A float bound in units: the nearest grid point when ``x`` is within a float step of it
+    (the float of a grid value, e.g. 10.357019999999999 for 10.35702, which must stay in range),
+    else rounded inwards (up for a minimum)."""
+    exact = Fraction(x) * 10**decimals
+    r = round(exact)
+    noise = max(Fraction(1, 10**6), Fraction(math.ulp(x)) * 10**decimals)
+    if abs(exact - r) <= noise:
+        return r
+    return math.ceil(exact) if up else math.floor(exact)
 
 
-def _floor_units(x: float) -> int:
-    r = round(x)
-    return int(r) if abs(x - r) < 1e-6 else int(math.floor(x))
+def _integer_bound(bound: float | str | None, present: list[Any], up: bool) -> int:
+    """An integer column's bound in units (= the value), exact above 2**53.
+
+    The schema holds bounds as floats; a bound that is the float of the data's own extreme is
+    taken as that extreme, exactly, so no value near 2**62 falls outside the range."""
+    extreme = value_units((min if up else max)(present), 0) if present else None  # finite (require_finite)
+    if extreme is not None and (bound is None or float(bound) == float(extreme)):
+        return extreme
+    return _bound_units(float(bound), 0, up) if bound is not None else 0
+
+
+def _float_grid(column: ColumnSchema, present: list[Any], lo: float, hi: float) -> tuple[int, int, int]:
+    """``(decimals, low, high)`` of a float column.
+
+    The schema's decimals (the profile caps them at 10) are widened when they would round the
+    column's smallest non-zero magnitude to 0 (values below 1e-10) or leave no grid point between
+    the bounds; a column that needs more than ``_MAX_DECIMALS`` digits is refused.
+    """
+    decimals = column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT
+    magnitudes = [abs(float(v)) for v in [*present, lo, hi] if float(v) != 0 and math.isfinite(float(v))]
+    tiny = min(magnitudes) if magnitudes else None
+    if tiny is not None and value_units(tiny, decimals) == 0:
+        # keep a few significant digits of the smallest value, fewer when the values are short
+        # decimals (1e-12, 2.5e-12); the profile's exactness rule, without its cap
+        need = min(-math.floor(math.log10(tiny)) + _TINY_DIGITS - 1, _MAX_DECIMALS)
+        arr = np.asarray(magnitudes, dtype=float)
+        decimals = next((d for d in range(decimals + 1, need) if
+                         np.all(np.abs(arr - np.round(arr, d)) <= 4 * np.spacing(arr))), need)
+    in_range = [float(v) for v in present if lo <= float(v) <= hi]
+
+    def bounds(d: int) -> tuple[int, int]:
+        # the data's own extremes stay encodable when they round outwards (from_text clips the
+        # decoded float back into [lo, hi])
+        low, high = _bound_units(lo, d, up=True), _bound_units(hi, d, up=False)
+        if in_range:
+            first, last = value_units(min(in_range), d), value_units(max(in_range), d)
+            assert first is not None and last is not None  # finite values (require_finite)
+            low, high = min(low, first), max(high, last)
+        return low, high
+
+    low, high = bounds(decimals)
+    while low > high and decimals < _MAX_DECIMALS:  # bounds between two grid points
+        decimals += 1
+        low, high = bounds(decimals)
+    if low > high or (tiny is not None and value_units(tiny, decimals) == 0):
+        smallest = f" (the smallest non-zero magnitude is {tiny:.3g})" if tiny is not None else ""
+        raise InputError(
+            f"column {column.name!r} cannot be written with at most {_MAX_DECIMALS} decimal places in the "
+            f"range {lo!r}..{hi!r}{smallest}: rescale the column in the source (e.g. to smaller units), "
+            "correct its min/max in the schema, or use another generator family")
+    return decimals, low, high
+
+
+def _object_tz(values: pd.Series) -> str | None:
+    """The time zone of an object column of tz-aware datetimes: its first value's, so sampled
+    values come back aware in the same zone (None for naive values, UTC for a zone pandas cannot
+    name)."""
+    present = values.dropna()
+    tzinfo = getattr(present.iloc[0], "tzinfo", None) if len(present) else None
+    if tzinfo is None:
+        return None
+    name = str(getattr(pd.Timestamp(present.iloc[0]), "tz", tzinfo))
+    try:
+        pd.Timestamp(0, tz=name)
+    except (ValueError, TypeError, KeyError):
+        return "UTC"  # an unnamed zone (dateutil): aware at least, like validation.columns does
+    return name
 
 
 def _is_missing(value: Any) -> bool:

@@ -433,3 +433,105 @@ def test_pandas_dtypes_are_restored():
     for out in (gen.sample(0), gen.sample(30, seed=1)):
         assert out.dtypes.to_dict() == df.dtypes.to_dict()
     assert_valid(out, df, schema)
+
+
+# ------------------------------------------------------------ exactness and edge values
+def test_integers_beyond_float64_are_exact():
+    """int64 nanosecond stamps and values near 2**62 are written, checked and sampled exactly."""
+    rng = np.random.default_rng(0)
+    n = 80  # more distinct values than discrete_max_values: spelled digit by digit
+    df = pd.DataFrame({
+        "ns": (1_700_000_000 + rng.integers(0, 86_400, n)) * 10**9 + rng.integers(0, 10**9, n),
+        "big": 2**62 + rng.integers(0, 10**6, n),
+        "kind": rng.choice(["a", "b"], n),
+    })
+    schema = profile_table(df, "bigint")
+    for col in schema.modeled_columns[:2]:
+        codec = build_codec(col, df[col.name])
+        texts = codec.column_texts(df[col.name])
+        assert texts == [str(v) for v in df[col.name]]
+        assert all(value_valid(codec, t) for t in texts)
+        pd.testing.assert_series_equal(codec.to_series(texts), df[col.name], check_names=False)
+    nullable = pd.Series(pd.array([2**62 + 1, None, 2**62 + 3], dtype="Int64"), name="n")
+    codec = build_codec(profile_table(nullable.to_frame(), "n").columns[0], nullable)
+    pd.testing.assert_series_equal(codec.to_series(codec.column_texts(nullable)), nullable)
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, schema)
+    out = gen.sample(60, seed=0)  # the old float check rejected nearly every row and gave up
+    assert gen.sample_stats["rejected_share"] == 0.0
+    for name in ("ns", "big"):
+        assert out[name].dtype == np.int64
+        assert out[name].between(df[name].min(), df[name].max()).all()
+
+
+def test_full_precision_floats_are_never_rejected():
+    """Values whose units exceed 2**53 (1e8 at 10 decimals) pass the final check: valid by construction."""
+    rng = np.random.default_rng(0)
+    n = 80
+    df = pd.DataFrame({"x": rng.uniform(0, 1e8, n), "c": rng.choice(["a", "b"], n)})
+    schema = profile_table(df, "floats")
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, schema)
+    out = gen.sample(100, seed=0)
+    assert gen.sample_stats["rejected_share"] == 0.0
+    assert_valid(out, df, schema)
+
+
+def test_years_below_1000_are_zero_padded():
+    """A 0001-01-01 sentinel keeps the fixed-width layout (strftime writes year 1 as "1")."""
+    days = [dt.date(1, 1, 1) if i % 10 == 0 else dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    days[5] = dt.date(999, 12, 31)
+    arrow = pa.table({"d": pa.array(days, pa.date32()), "y": pa.array(np.arange(60) % 7, pa.int64())})
+    df = arrow.to_pandas()
+    schema = profile_table(df, "years", arrow.schema)
+    codec = build_codec(schema.columns[0], df["d"])
+    assert (codec.min_text, codec.max_text) == ("0001-01-01", "2020-02-29")
+    texts = codec.column_texts(df["d"])
+    assert texts[:6] == ["0001-01-01", "2020-01-02", "2020-01-03", "2020-01-04", "2020-01-05", "0999-12-31"]
+    assert all(value_valid(codec, t) for t in texts) and codec.to_series(texts).tolist() == days
+    stamps = pd.Series(np.array(["0005-03-01T06", "2020-01-01T07"], dtype="datetime64[us]"))
+    hourly = build_codec(profile_table(stamps.to_frame("t"), "t").columns[0], stamps)
+    assert hourly.column_texts(stamps) == ["0005-03-01 06", "2020-01-01 07"]
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, schema)
+    out = gen.sample(60, seed=0)
+    assert gen.sample_stats["rejected_share"] == 0.0
+    assert all(isinstance(v, dt.date) and dt.date(1, 1, 1) <= v <= dt.date(2020, 2, 29) for v in out["d"])
+
+
+def test_tiny_floats_widen_the_decimals():
+    """Values below 1e-10 (the profile's decimals cap) are neither an empty range nor cut to 0."""
+    rng = np.random.default_rng(0)
+    n = 80
+    df = pd.DataFrame({"tiny": rng.uniform(1e-12, 9e-12, n),
+                       "mixed": np.r_[rng.uniform(1e-12, 9e-11, n // 2), rng.uniform(1e-3, 2e-3, n // 2)]})
+    schema = profile_table(df, "tiny")
+    for col in schema.modeled_columns:
+        codec = build_codec(col, df[col.name])
+        texts = codec.column_texts(df[col.name])
+        assert None not in texts
+        np.testing.assert_allclose(codec.to_series(texts), df[col.name], rtol=1e-4)
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, schema)
+    assert_valid(gen.sample(40, seed=0), df, schema)
+    far = pd.DataFrame({"x": [1e-300, 2e-300, 3e-300]})
+    with pytest.raises(InputError, match="'x'"):
+        LLMGenerator(LLMConfig(**TINY)).fit(far, profile_table(far, "far"))
+
+
+def test_object_column_of_aware_datetimes_stays_aware():
+    """tz-aware Python datetimes in an object column come back aware, in the column's zone."""
+    rng = np.random.default_rng(0)
+    n = 80
+    when = pd.Timestamp("2024-03-09 20:00", tz="America/New_York") + pd.to_timedelta(rng.integers(0, 48, n), unit="h")
+    df = pd.DataFrame({"w": pd.Series([t.to_pydatetime() for t in when], dtype=object), "v": rng.integers(0, 9, n)})
+    gen = LLMGenerator(LLMConfig(**TINY)).fit(df, profile_table(df, "objtz"))
+    out = gen.sample(40, seed=0)
+    assert out["w"].dtype == object
+    assert {str(v.tzinfo) for v in out["w"]} == {"America/New_York"}
+    assert all(df["w"].min() <= v <= df["w"].max() for v in out["w"])
+
+
+def test_condition_on_pandas_missing_values(fitted):
+    """pd.NA and NaT condition a nullable column on null, as None and NaN do."""
+    for missing in (pd.NA, pd.NaT, np.float64("nan")):
+        out = fitted.sample(10, seed=0, condition={"visits": missing})
+        assert out["visits"].isna().all()
+    with pytest.raises(InputError):
+        fitted.sample(5, condition={"count": pd.NA})  # the column has no nulls
