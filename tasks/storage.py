@@ -114,7 +114,7 @@ def claim_run_folder(work_root: str, run_id: str) -> RunFolder:
         os.rename(claim, root / run_id)  # the lock stays with the open file
         return RunFolder(uri, fd)
     except OSError as exc:
-            raise OutputError(f"work folder {work_root} is not writable: {exc.strerror or exc}") from None
+        raise OutputError(f"work folder {work_root} is not writable: {exc.strerror or exc}") from None
 
 
 def sweep_stale_runs(root: Path, keep: str | None = None) -> list[str]:
