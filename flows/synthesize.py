@@ -22,7 +22,7 @@ from flows.train_generator import TrainRequest
 from tasks import steps
 from tasks.private import PRIVATE
 from tasks.progress import notify
-from tasks.release import code_version, ensure_writable, new_release_id
+from tasks.release import code_version, ensure_writable, new_release_id, sha256_file
 from tasks.sources import PASSWORD_ENV, SourceSpec, default_name, refuse_password
 from tasks.storage import claim_run_folder, is_local, join
 from validation.errors import GateFailedError, InputError
@@ -439,6 +439,9 @@ def _publish_artifacts(dataset: str, gate, release_path: str, seconds: dict[str,
     lines = [markdown_summary(gate, f"{dataset}: {verdict}"), "", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in seconds.items()]
     lines += ["", f"Release folder: `{release_path}`"]
+    manifest = Path(release_path) / "manifest.json"
+    if manifest.is_file():  # what a hand-off announces; `synthpipe verify` prints it to compare
+        lines += [f"Manifest sha256: `{sha256_file(manifest)}`"]
     create_markdown_artifact("\n".join(lines), key=_key(f"{dataset}-summary"), description="synthpipe run summary")
     create_table_artifact(check_table_rows(gate), key=_key(f"{dataset}-checks"), description="gate checks")
     create_link_artifact(Path(release_path).resolve().as_uri(), link_text=str(release_path), key=_key(f"{dataset}-release"))

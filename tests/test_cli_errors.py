@@ -150,3 +150,17 @@ def test_a_failed_run_removes_only_the_empty_folders_it_created(monkeypatch, cap
     monkeypatch.setattr(flows.synthesize, "synthesize", writes_then_fails)
     code, _, _ = _main(monkeypatch, capsys, "run", "demo:planes", "--out", str(tmp_path / "new"))
     assert code == 1 and (tmp_path / "new" / "planes" / "quarantine").is_dir()
+
+
+def test_a_finished_run_prints_the_manifest_sha256_to_announce(tmp_path, capsys):
+    import hashlib
+    from types import SimpleNamespace
+
+    from flows import cli
+
+    (tmp_path / "manifest.json").write_text('{"verdict": "pass"}')
+    result = SimpleNamespace(dataset="planes", passed=True, verdict="pass", rows=10, release_path=str(tmp_path),
+                             step_seconds={"train": 1.0})
+    cli._print_result(result, 2.0)
+    expected = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
+    assert f"manifest sha256: {expected}" in capsys.readouterr().out.replace("\n", "")
