@@ -6,7 +6,8 @@ The rule (recorded in every manifest as ``selection``):
    metric). When the gate reports no fidelity score, the lowest ``identical_match_share`` wins
    instead (fewest copied training rows). Ties keep the order of ``candidates``.
 3. When no candidate passes, the run is quarantined with the candidate that failed the fewest
-   hard checks (then by the same order), so the report shows what went wrong.
+   hard checks (then the higher ``fidelity_score``, then the order of ``candidates``), so the
+   report shows what went wrong.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ DEFAULT_CANDIDATES = ["copula", "vae", "gan", "diffusion"]
 
 SELECTION_RULE = (
     "passing candidates only; highest gate fidelity_score, else lowest identical_match_share; "
-    "ties keep candidate order; if none passes, quarantine the one with the fewest hard failures"
+    "ties keep candidate order; if none passes, quarantine the one with the fewest hard failures, "
+    "then the highest fidelity_score"
 )
 
 

@@ -74,28 +74,65 @@ class TrainOutcome(BaseModel):
 # --------------------------------------------------------------------------------------- keys
 @lru_cache(maxsize=1)
 def generator_code_version() -> str:
-    """Hash of the code that shapes a fitted model: generator sources and numeric libraries.
+    """Hash of the code that shapes a fitted model: generator sources, the validation modules they
+    encode values with, and the libraries that fit or tokenize.
 
     The git commit alone would miss uncommitted edits and is absent in built images, so the
-    generator package's source files are hashed directly.
+    source files are hashed directly.
     """
     from importlib.metadata import PackageNotFoundError, version
 
     h = hashlib.sha256()
-    for dist in ("synthpipe", "torch", "copulas", "numpy", "pandas", "scikit-learn", "diffusers", "transformers"):
+    for dist in ("synthpipe", "torch", "copulas", "numpy", "pandas", "scipy", "scikit-learn", "diffusers",
+                 "transformers", "tokenizers", "safetensors"):
         try:
             h.update(f"{dist}={version(dist)};".encode())
         except PackageNotFoundError:
             h.update(f"{dist}=absent;".encode())
-    package = Path(__file__).resolve().parent.parent / "generators"
-    for source in sorted(package.glob("*.py")):
-        h.update(source.name.encode())
+    root = Path(__file__).resolve().parent.parent
+    sources = sorted((root / "generators").glob("*.py")) + [root / "validation" / f"{name}.py" for name in _ENCODING_MODULES]
+    for source in sources:
+        h.update(f"{source.parent.name}/{source.name}".encode())
         h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
-def training_key(request) -> str:
-    """The cache key of a :class:`flows.train_generator.TrainRequest` (not of its model_dir)."""
+# validation modules the generators encode and decode values with (numbers, datetimes, schema)
+_ENCODING_MODULES = ("columns", "schema", "errors")
+
+
+def _normalized_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The family's options as its config reads them (``300.0`` and ``300`` alike), keeping only
+    what was given: an option left at its default can mean something else than the same value
+    given (diffusion's ``epochs``). Unknown families keep the options as given."""
+    from generators.registry import generator_class
+
+    try:
+        config = generator_class(family).config_class.model_validate(options)
+    except Exception:  # an unknown family or bad options fail at training, with their message
+        return options
+    return config.model_dump(mode="json", exclude_unset=True)
+
+
+def _folder_fingerprint(path: str | None) -> str | None:
+    """Names, sizes and modification times of the files under a local folder (a pretrained model
+    the LLM fine-tunes): another model put in the same folder must not reuse this one's."""
+    if not path or not Path(path).is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        stat = f.stat()
+        h.update(f"{f.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def training_key(request, placement: str | None = None) -> str:
+    """The cache key of a :class:`flows.train_generator.TrainRequest` (not of its model_dir).
+
+    ``device: auto`` is decided where the model trains: ``placement`` names that place (see
+    :func:`auto_device_place`), so a model fitted inline on a CPU is not reused for a run that
+    trains on the gpu pool, nor the reverse.
+    """
     from generators.registry import FAMILIES
 
     ident = {
@@ -105,13 +142,27 @@ def training_key(request) -> str:
         # which class implements the family is part of the code: a swapped implementation
         # (a plugin, a test double) must never reuse another one's model
         "implementation": FAMILIES.get(request.generator, request.generator),
-        "options": request.options,
+        "options": _normalized_options(request.generator, request.options),
+        "pretrained": _folder_fingerprint(request.options.get("pretrained_path")),
         "seed": request.seed,
-        "device": request.device,
+        "device": request.device if request.device != "auto" or placement is None else f"auto@{placement}",
         "code": generator_code_version(),
     }
     blob = json.dumps(ident, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def auto_device_place(training: str, deployment: str | None) -> str:
+    """Where ``device: auto`` is decided: the deployment's pool (its workers' ``SYNTHPIPE_DEVICE``),
+    or, inline, this process's device (``cuda`` when it has one, else ``cpu``)."""
+    if training == "deployment":
+        return f"deployment:{deployment}"
+    device = effective_device("auto")
+    if device == "auto":
+        from generators.device import resolve_device
+
+        device = resolve_device("auto").type
+    return f"inline:{device}"
 
 
 def model_location(store: str, family: str, key: str) -> str:

@@ -17,7 +17,18 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from flows import auto
-from flows.placement import TRAIN_DEPLOYMENT, Placement, TrainingFailedError, TrainOutcome, delete_tree, fetch_model, model_location, train, training_key
+from flows.placement import (
+    TRAIN_DEPLOYMENT,
+    Placement,
+    TrainingFailedError,
+    TrainOutcome,
+    auto_device_place,
+    delete_tree,
+    fetch_model,
+    model_location,
+    train,
+    training_key,
+)
 from flows.train_generator import TrainRequest
 from tasks import steps
 from tasks.private import PRIVATE
@@ -378,7 +389,8 @@ def _train_request(params: SynthesizeParams, family: str, refs, schema, store: s
         device=params.device,
         model_dir="",
     )
-    return request.model_copy(update={"model_dir": model_location(store, family, training_key(request))})
+    place = auto_device_place(params.training, params.training_deployment) if params.device == "auto" else None
+    return request.model_copy(update={"model_dir": model_location(store, family, training_key(request, place))})
 
 
 # A task so deployment trainings run side by side; private like the pipeline's tasks (the

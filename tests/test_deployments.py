@@ -143,9 +143,48 @@ def test_training_key_covers_data_config_and_code(monkeypatch):
     assert training_key(_request(options={"distribution": "gaussian_kde"})) != base
     assert training_key(_request(seed=1)) != base
     assert training_key(_request(device="cpu")) != base
+    # device=auto is decided where the model trains: inline on this CPU, or by the gpu pool
+    assert training_key(_request(), "inline:cpu") != training_key(_request(), "deployment:train-generator/gpu")
+    assert training_key(_request(device="cpu"), "inline:cpu") == training_key(_request(device="cpu"))
+    # options as the family's config reads them: 300.0 is 300; left unset is not the same as given
+    assert training_key(_request(generator="diffusion", options={"epochs": 300.0})) == \
+        training_key(_request(generator="diffusion", options={"epochs": 300}))
+    assert training_key(_request(generator="diffusion", options={"epochs": 300})) != \
+        training_key(_request(generator="diffusion"))
     monkeypatch.setitem(registry.FAMILIES, "copula", "somewhere.else:Copula")
     assert training_key(_request()) != base, "another implementation never reuses this model"
     assert len(generator_code_version()) == 16
+
+
+def test_code_version_covers_the_validation_modules_generators_encode_with(tmp_path, monkeypatch):
+    import shutil
+
+    import flows.placement as placement
+
+    root = Path(placement.__file__).resolve().parent.parent
+    copy = tmp_path / "tree"
+    for folder in ("flows", "generators", "validation"):
+        shutil.copytree(root / folder, copy / folder)
+    monkeypatch.setattr(placement, "__file__", str(copy / "flows" / "placement.py"))
+    placement.generator_code_version.cache_clear()
+    before = placement.generator_code_version()
+    with open(copy / "validation" / "columns.py", "a") as fh:
+        fh.write("\n# an edit to how values are encoded\n")
+    placement.generator_code_version.cache_clear()
+    try:
+        assert placement.generator_code_version() != before
+    finally:
+        placement.generator_code_version.cache_clear()
+
+
+def test_a_pretrained_model_folder_is_keyed_by_its_files(tmp_path):
+    base_model = tmp_path / "base"
+    base_model.mkdir()
+    (base_model / "model.safetensors").write_bytes(b"one")
+    request = _request(generator="llm", options={"pretrained_path": str(base_model)})
+    first = training_key(request)
+    (base_model / "model.safetensors").write_bytes(b"another model")
+    assert training_key(request) != first, "another model in the same folder never reuses this one"
 
 
 def test_the_pool_sets_the_device_only_for_auto_requests(monkeypatch):
