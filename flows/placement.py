@@ -165,6 +165,12 @@ def auto_device_place(training: str, deployment: str | None) -> str:
     return f"inline:{device}"
 
 
+def model_key(request) -> str:
+    """The key ``request.model_dir`` was named by (:func:`model_location`): the flow computes it
+    knowing where ``device: auto`` is decided, which the request alone does not say."""
+    return posixpath.basename(request.model_dir.rstrip("/")).removeprefix(f"{request.generator}-")
+
+
 def model_location(store: str, family: str, key: str) -> str:
     return join(store, f"{family}-{key}")
 
@@ -302,7 +308,7 @@ def train(request, placement: Placement = "inline", deployment: str = TRAIN_DEPL
     from prefect.logging import get_run_logger
 
     logger = get_run_logger()
-    key = training_key(request)
+    key = model_key(request)
     start = time.perf_counter()
     marker = read_marker(request.model_dir)
     if marker is not None:

@@ -6,7 +6,6 @@ training table's Parquet file and the model-store folder the fitted model is sav
 """
 from __future__ import annotations
 
-import posixpath
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from prefect import flow, task
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
-from flows.placement import effective_device, host_info, pin_worker_gpu, read_marker, save_model
+from flows.placement import effective_device, host_info, model_key, pin_worker_gpu, read_marker, save_model
 from generators.registry import make_generator
 from tasks.private import PRIVATE
 from tasks.progress import ArtifactProgress
@@ -61,8 +60,7 @@ def fit_generator(request: TrainRequest) -> str:
         request.model_dir,
         {
             "family": request.generator,
-            # the key the model's folder was named by (it knows where device=auto was decided)
-            "key": posixpath.basename(request.model_dir.rstrip("/")).removeprefix(f"{request.generator}-"),
+            "key": model_key(request),
             "device": device,
             "host": host_info(),
             "fit_seconds": seconds,
