@@ -241,13 +241,14 @@ def _print_result(result, wall: float) -> None:
         table.add_row(step, f"{secs:.2f}")
     table.add_row("total (incl. Prefect start)", f"{wall:.2f}")
     out.print(table)
-    out.print(f"verdict: {result.verdict}   rows: {result.rows}   release: {result.release_path}")
+    # soft_wrap: paths and hashes stay on one line, to be copied whole
+    out.print(f"verdict: {result.verdict}   rows: {result.rows}   release: {result.release_path}", soft_wrap=True)
     manifest = Path(result.release_path) / "manifest.json"
     if manifest.is_file():
         from tasks.release import sha256_file
 
         # what to announce with a hand-off: `synthpipe verify` prints it for the receiver to compare
-        out.print(f"manifest sha256: {sha256_file(manifest)}")
+        out.print(f"manifest sha256: {sha256_file(manifest)}", soft_wrap=True)
 
 
 @app.command()

@@ -163,4 +163,4 @@ def test_a_finished_run_prints_the_manifest_sha256_to_announce(tmp_path, capsys)
                              step_seconds={"train": 1.0})
     cli._print_result(result, 2.0)
     expected = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
-    assert f"manifest sha256: {expected}" in capsys.readouterr().out.replace("\n", "")
+    assert f"manifest sha256: {expected}\n" in capsys.readouterr().out  # on one line, to be copied whole
