@@ -18,29 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from validation.errors import SynthpipeError
+from validation.errors import INTERNAL_ERROR, SynthpipeError, debug_enabled, internal_error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Privacy-checked synthetic tables, as Prefect flows.")
 console = Console(stderr=True)
 out = Console()
-
-INTERNAL_ERROR = 3
-"""Exit code of an unexpected error (a bug or a broken environment): never 1 (gate failed) or 2
-(bad input), so a scheduler does not read a crash as a quarantined run or a bad source."""
-DEBUG_ENV = "SYNTHPIPE_DEBUG"
-
-
-def debug_enabled() -> bool:
-    """Whether SYNTHPIPE_DEBUG asks for the traceback of an unexpected error."""
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def internal_error_line(exc: BaseException) -> str:
-    """One line naming an unexpected error and how to see its traceback."""
-    message = " ".join(str(exc).split())  # one line, whatever the message holds
-    return (f"internal error: {type(exc).__name__}{': ' + message if message else ''} "
-            f"(set {DEBUG_ENV}=1 for the traceback)")
-
 
 def main() -> None:
     """Console-script entry: expected errors become one line and a non-zero exit code.

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 from pydantic import BaseModel
 
-from tasks.storage import filesystem, join
+from tasks.storage import filesystem, is_local, join, owner_only
 from validation.errors import ConfigError, SynthpipeError
 
 TRAIN_DEPLOYMENT = "train-generator/train-generator"
@@ -186,10 +186,6 @@ def read_marker(model_uri: str) -> dict[str, Any] | None:
         return None
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
 def save_model(generator, model_uri: str, info: dict[str, Any]) -> dict[str, Any]:
     """Save ``generator`` into ``model_uri`` and write the completion marker last.
 
@@ -197,15 +193,15 @@ def save_model(generator, model_uri: str, info: dict[str, Any]) -> dict[str, Any
     the marker after them. When another training of the same key finished first, its model wins.
     """
     marker = {**info, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if _is_local(model_uri):
+    if is_local(model_uri):
         final = Path(filesystem(model_uri)[1])
         final.parent.mkdir(parents=True, exist_ok=True)
-        _owner_only(final.parent)
+        owner_only(final.parent)
         tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
         try:
             generator.save(tmp)
             (tmp / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2, default=str))
-            _owner_only(tmp)
+            owner_only(tmp)
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -227,7 +223,7 @@ def save_model(generator, model_uri: str, info: dict[str, Any]) -> dict[str, Any
 
 def fetch_model(model_uri: str, scratch: str) -> str:
     """A local folder holding the model (downloaded into ``scratch`` for object-store URIs)."""
-    if _is_local(model_uri):
+    if is_local(model_uri):
         return filesystem(model_uri)[1]
     fs, path = filesystem(model_uri)
     target = Path(scratch) / posixpath.basename(path.rstrip("/"))
@@ -238,20 +234,13 @@ def fetch_model(model_uri: str, scratch: str) -> str:
 
 def delete_tree(uri: str) -> None:
     """Best-effort removal of a folder (local or object store): used for real-data scratch."""
-    if _is_local(uri):
+    if is_local(uri):
         shutil.rmtree(filesystem(uri)[1], ignore_errors=True)
         return
     fs, path = filesystem(uri)
     try:
         fs.delete_dir(path)
     except (FileNotFoundError, OSError):
-        pass
-
-
-def _owner_only(path: Path) -> None:
-    try:
-        os.chmod(path, 0o700)
-    except OSError:
         pass
 
 

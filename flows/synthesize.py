@@ -243,7 +243,7 @@ def check_locations(source: str, out: str, work_root: str | None = None, model_s
     """Refuse an output, work or model location inside a folder source: the run would write
     releases (Parquet), real-data copies and models among the source's files, and the next run
     would read them back as real rows (or fail on report.html)."""
-    if source.startswith("demo:") or ("://" in source and not source.startswith("file://")):
+    if source.startswith("demo:") or not is_local(source):
         return
     folder = Path(source.removeprefix("file://")).expanduser()
     if not folder.is_dir():

@@ -89,8 +89,6 @@ class CopulaGenerator(Generator):
                     encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
             else:
                 numeric = numeric_values(s, col)
-                if col.kind == ColumnKind.DATETIME:
-                    entry["datetime_form"] = DatetimeForm.of(s).to_json()
                 null = np.isnan(numeric)
                 require_finite(numeric, col.name)
                 entry["null_rate"] = float(null.mean())
@@ -99,6 +97,7 @@ class CopulaGenerator(Generator):
                 entry["decimals"] = col.decimals
                 entry["datetime_format"] = col.datetime_format
                 if col.kind == ColumnKind.DATETIME:
+                    entry["datetime_form"] = DatetimeForm.of(s).to_json()
                     entry["step_seconds"] = _datetime_step(finite - entry["min"])
                 if len(finite) and finite.min() != finite.max():
                     encoded[col.name] = np.where(null, finite.mean(), numeric)

@@ -39,6 +39,7 @@ from validation.columns import (
     DatetimeForm,
     clip_to_integer_dtype,
     datetime_ticks,
+    decimal_places as _decimals,
     require_finite,
     ticks_to_datetime_like,
 )
@@ -352,9 +353,8 @@ class _CategoricalCodec:
         out[is_value] = self._slot_values[slot[is_value]]
         if cfg["pooled"]:
             pooled_rows = np.nonzero(slot == k)[0]
-            if len(pooled_rows) and not self.pool_values:
-                out[pooled_rows] = None
-            elif len(pooled_rows):
+            # no value frequent enough and no kept value to stand in: the rows stay None (null)
+            if len(pooled_rows) and self.pool_values:
                 pool = np.empty(len(self.pool_values), dtype=object)
                 pool[:] = self.pool_values
                 out[pooled_rows] = pool[rng.choice(len(pool), size=len(pooled_rows), p=self.pool_probs)]
@@ -375,24 +375,6 @@ def _snap(x: np.ndarray, support: np.ndarray) -> np.ndarray:
         return np.full(len(x), support[0])
     lo, hi = support[idx - 1], support[idx]
     return np.where(np.abs(x - lo) <= np.abs(hi - x), lo, hi)
-
-
-def _decimals(values: np.ndarray) -> int:
-    """Decimal places needed to write the values (capped at 10); mirrors the profiler's rule
-    (``validation.profile._decimals``): rounding may move a value by a few float steps, and
-    float32 numbers must read back as the same float32."""
-    arr = np.asarray(values, dtype=np.float64)[:10_000]
-    with np.errstate(over="ignore"):
-        single = arr.astype(np.float32)
-    is_single = np.array_equal(single, arr)
-    for d in range(11):
-        rounded = np.round(arr, d)
-        if is_single:
-            if np.array_equal(rounded.astype(np.float32), single):
-                return d
-        elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
-            return d
-    return 10
 
 
 # --------------------------------------------------------------------------------------------

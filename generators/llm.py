@@ -24,6 +24,7 @@ downloaded: paths must be local folders and every ``from_pretrained`` call is lo
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import os
 from collections.abc import Iterator
@@ -56,7 +57,17 @@ from generators.constrained_decoding import (
     plan_value,
 )
 from generators.device import resolve_device, sampling_device
-from generators.row_text import NULL_TEXT, ValueCodec, build_codec, serialize_row
+from generators.row_text import (
+    DATETIME_LAYOUTS,
+    NULL_TEXT,
+    ValueCodec,
+    build_codec,
+    datetime_texts,
+    is_missing,
+    serialize_row,
+    text_units,
+    units_to_text,
+)
 from generators.training import autocast, seeded, train_epochs
 from validation.errors import ConfigError, InputError
 from validation.schema import TableSchema
@@ -373,9 +384,7 @@ class LLMGenerator(Generator):
             i = names.index(name)
             codec = self.codecs[i]
             text = codec.to_text(value)
-            # pd.NA and NaT are missing too (a row of a nullable or datetime column holds them)
-            missing = bool(pd.api.types.is_scalar(value) and pd.isna(value))
-            if text is None and not (missing and codec.allow_null):
+            if text is None and not (is_missing(value) and codec.allow_null):
                 raise InputError(f"condition {name}={value!r} is not a valid value of the column")
             fields.append((i, self._plan(i, text)))
         return assemble_row(fields, len(self.codecs), self.special)
@@ -529,10 +538,6 @@ def _spelled_whole(codec: ValueCodec) -> bool:
 
 def value_valid(codec: ValueCodec, text: str | None) -> bool:
     """Is ``text`` a valid canonical value of the column (independent of the automata)?"""
-    import datetime as dt
-
-    from generators.row_text import DATETIME_LAYOUTS, datetime_texts, text_units, units_to_text
-
     if text is None:
         return codec.allow_null
     if codec.kind == "categorical":

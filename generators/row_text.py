@@ -40,8 +40,6 @@ DATETIME_LAYOUTS: dict[str, str] = {
     "m": "%Y-%m-%d %H:%M",
     "s": "%Y-%m-%d %H:%M:%S",
 }
-# numpy's ISO text per resolution: the layouts above with "T" for " ", years always 4 digits
-_NUMPY_UNIT = {"D": "D", "h": "h", "m": "m", "s": "s"}
 _FLOAT_DECIMALS_DEFAULT = 6  # when the schema does not say how many decimals floats carry
 # Fraction digits a float column may be widened to for values its decimals round to 0: each
 # digit is one more character the decoder spells (and model position a row may need).
@@ -92,7 +90,7 @@ class ValueCodec:
     # ----------------------------------------------------------------------------- encode
     def to_text(self, value: Any) -> str | None:
         """The text of one cell; None for a missing cell or a value outside the column's rules."""
-        if _is_missing(value):
+        if is_missing(value):
             return None
         if self.kind == "categorical":
             idx = self._category_index().get(_category_key(value))
@@ -105,7 +103,7 @@ class ValueCodec:
         """Vectorized :meth:`to_text` for a whole column (None where missing or not encodable)."""
         if self.kind == "categorical":
             index = self._category_index()
-            return [None if _is_missing(v) else (None if (i := index.get(_category_key(v))) is None else self.texts[i])
+            return [None if is_missing(v) else (None if (i := index.get(_category_key(v))) is None else self.texts[i])
                     for v in values.tolist()]
         if self.kind == "number":
             # Python scalars, not a float array: int64 values above 2**53 must stay exact
@@ -204,7 +202,7 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
             decimals, low, high = _float_grid(column, present, lo, hi)
         codec = ValueCodec(name=column.name, kind="number", dtype=dtype, allow_null=allow_null,
                            decimals=decimals, integer=integer, low=low, high=high, min_value=lo, max_value=hi)
-        units = {value_units(v, decimals) for v in present}
+        units = {value_units(v, decimals) for v in set(present)}  # equal values, equal units: once each
         seen = sorted(u for u in units if u is not None and codec.low <= u <= codec.high)
         if 0 < len(seen) <= discrete_max_values:
             codec.discrete = True
@@ -285,7 +283,7 @@ def datetime_texts(stamps: np.ndarray, resolution: str) -> np.ndarray:
     ``"1"`` on glibc, which breaks the fixed width (a 0001-01-01 sentinel) that the decoder and
     the text order = time order rule need.
     """
-    iso = np.datetime_as_string(np.asarray(stamps, dtype="datetime64[us]"), unit=_NUMPY_UNIT[resolution])
+    iso = np.datetime_as_string(np.asarray(stamps, dtype="datetime64[us]"), unit=resolution)
     return np.array([t.replace("T", " ") for t in iso.tolist()], dtype=object)
 
 
@@ -481,14 +479,9 @@ def _object_tz(values: pd.Series) -> str | None:
     return name
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    try:
-        return bool(isinstance(value, float) and math.isnan(value)) or (
-            isinstance(value, np.floating) and np.isnan(value))
-    except TypeError:
-        return False
+def is_missing(value: Any) -> bool:
+    """A missing cell: None, NaN, pd.NA or NaT (of any kind); never a list or other container."""
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _category_key(value: Any) -> Any:

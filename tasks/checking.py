@@ -11,21 +11,17 @@ the report cannot be written, 3 an unexpected internal error (never read as a ga
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 import pyarrow as pa
 
 from tasks.storage import arrow_to_frame
-from validation.errors import InputError, OutputError, SynthpipeError
+from validation.errors import INTERNAL_ERROR, InputError, OutputError, SynthpipeError, debug_enabled, internal_error_line
 from validation.gate import GateConfig, jsonable, run_gate
 from validation.profile import MIN_ROWS, profile_table
 
 DEFAULT_REPORT_DIR = Path("synthpipe-check-report")
-INTERNAL_ERROR = 3
-DEBUG_ENV = "SYNTHPIPE_DEBUG"  # set: an unexpected error is raised with its traceback
 
 
 def _read(path: str | Path, role: str) -> pa.Table:
@@ -92,10 +88,9 @@ def run_check(
         echo(f"error: {exc}")
         return exc.exit_code
     except Exception as exc:  # a bug or a broken environment: exit 1 would read as "the gate failed"
-        if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+        if debug_enabled():
             raise
-        message = " ".join(str(exc).split())
-        echo(f"internal error: {type(exc).__name__}{': ' + message if message else ''} (set {DEBUG_ENV}=1 for the traceback)")
+        echo(internal_error_line(exc))
         return INTERNAL_ERROR
 
 

@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from tasks.storage import is_local
 from validation.errors import InputError
 
 DEMO_TABLES = {
@@ -55,9 +56,7 @@ class SourceSpec:
                 url = make_url(self.location)
                 # a password given as a query parameter (or inside one) goes too; the URL's own
                 # password field shows as ***
-                hidden = [k for k in url.query if k.lower() in _PASSWORD_KEYS]
-                if _embedded_password(self.location):
-                    hidden = list(url.query)
+                hidden = list(url.query) if _embedded_password(url) else _password_keys(url)
                 return url.difference_update_query(hidden).render_as_string(hide_password=True)
             except Exception:
                 return self.location.split("://")[0] + "://…"
@@ -67,7 +66,7 @@ class SourceSpec:
 def _db_url(location: str):
     """The parsed SQLAlchemy URL of a database source, or None for files, demo tables and
     URLs SQLAlchemy cannot parse (read_sql reports those)."""
-    if "://" not in location or location.startswith("file://"):
+    if is_local(location):
         return None
     from sqlalchemy.engine import make_url
 
@@ -89,7 +88,7 @@ def split_password(location: str) -> tuple[str, str | None]:
     url = _db_url(location)
     if url is None:
         return location, None
-    keys = [k for k in url.query if k.lower() in _PASSWORD_KEYS]
+    keys = _password_keys(url)
     password = url.password
     for key in keys:
         value = url.query[key]
@@ -101,10 +100,14 @@ def split_password(location: str) -> tuple[str, str | None]:
     return url.render_as_string(hide_password=False), str(password)
 
 
-def _embedded_password(location: str) -> bool:
-    """A password inside a query value (e.g. ``odbc_connect=...;PWD=...``), which cannot be
-    moved out of the URL."""
-    url = _db_url(location)
+def _password_keys(url) -> list[str]:
+    """The query parameters of a SQLAlchemy URL that carry a password."""
+    return [k for k in url.query if k.lower() in _PASSWORD_KEYS]
+
+
+def _embedded_password(url) -> bool:
+    """A password inside a query value of a parsed URL (e.g. ``odbc_connect=...;PWD=...``),
+    which cannot be moved out of the URL; False for None (not a database URL)."""
     values = [v for value in (url.query.values() if url is not None else []) for v in
               (value if isinstance(value, tuple) else (value,))]
     return any(_EMBEDDED_PASSWORD.search(str(v)) for v in values)
@@ -123,7 +126,7 @@ def detach_password(location: str) -> str:
 def refuse_password(location: str) -> None:
     """A flow's ``source`` with a password: fail before anything connects (Prefect has recorded
     the parameter by then; the message teaches the safe way for the next run)."""
-    if _embedded_password(location):
+    if _embedded_password(_db_url(location)):
         raise InputError(
             "the source URL holds a password inside a driver connection string (PWD=), which Prefect would store "
             "with the flow-run parameters: use a DSN or integrated authentication instead"

@@ -8,6 +8,7 @@ folders of runs that were killed (SIGKILL, OOM) before their cleanup ran.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import posixpath
@@ -46,6 +47,7 @@ def join(base: str, *parts: str) -> str:
 
 
 def is_local(uri: str) -> bool:
+    """A local path or ``file://`` URI (not an object store)."""
     return "://" not in uri or uri.startswith("file://")
 
 
@@ -95,17 +97,10 @@ def claim_run_folder(work_root: str, run_id: str) -> RunFolder:
     uri = join(work_root, run_id)
     if not is_local(work_root):
         return RunFolder(uri)
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): owner-only folders, no sweep
-        fcntl = None
     root = Path(_local_path(work_root))
     try:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _owner_only(root)
-        if fcntl is None:
-            Path(_local_path(uri)).mkdir(mode=0o700)
-            return RunFolder(uri)
+        owner_only(root)
         sweep_stale_runs(root, keep=run_id)
         claim = root / f".{run_id}.claim"
         claim.mkdir(mode=0o700)
@@ -124,8 +119,6 @@ def sweep_stale_runs(root: Path, keep: str | None = None) -> list[str]:
     lock file (an older version's run), and while half-created (``.<id>.claim``), it is deleted
     only when untouched for :data:`UNLOCKED_GRACE_S`.
     """
-    import fcntl
-
     removed = []
     for entry in sorted(root.iterdir()):
         claiming = CLAIMING.match(entry.name)
@@ -155,7 +148,8 @@ def sweep_stale_runs(root: Path, keep: str | None = None) -> list[str]:
     return removed
 
 
-def _owner_only(path: Path) -> None:
+def owner_only(path: Path) -> None:
+    """Make a local folder owner-only (0700), where it is ours to change."""
     try:
         os.chmod(path, 0o700)
     except OSError:  # not ours (a shared root): its run folders are owner-only all the same

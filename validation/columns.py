@@ -263,6 +263,28 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype)
 
 
+def decimal_places(values: np.ndarray) -> int:
+    """Decimal places needed to write the values (capped at 10), judged on the first 10,000.
+
+    The tolerance is relative to each value's magnitude, so p-values below 0.001 keep their
+    digits: rounding to ``d`` places may move a value by a few float steps (float noise such as
+    0.1 + 0.2 is no digit), and values that are all float32 numbers (a float32 source) must read
+    back as the same float32. The profile and the encoder both use this rule.
+    """
+    arr = np.asarray(values, dtype=np.float64)[:10_000]
+    with np.errstate(over="ignore"):
+        single = arr.astype(np.float32)
+    is_single = np.array_equal(single, arr)
+    for d in range(11):
+        rounded = np.round(arr, d)
+        if is_single:
+            if np.array_equal(rounded.astype(np.float32), single):
+                return d
+        elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
+            return d
+    return 10
+
+
 def require_finite(values: np.ndarray, column: str) -> None:
     """Raise an :class:`InputError` when a numeric column holds inf or -inf (NaN is a null)."""
     infinite = int(np.isinf(values).sum())

@@ -317,7 +317,8 @@ def normalized_value_set(series_list: list[pd.Series]) -> set[str]:
         try:
             u = pd.Series(s.dropna().unique())
         except TypeError:  # lists and dicts of a nested column cannot be hashed: compare their text
-            u = pd.Series(s.dropna().map(normalized_text).unique())
+            parts.append(pd.Series(s.dropna().map(normalized_text).unique(), dtype=object))
+            continue
         if len(u) == 0:
             continue
         if pd.api.types.is_float_dtype(u) and bool((u == np.floor(u)).all()):

@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from validation.columns import MILLISECONDS, datetime_ticks, numeric_values, reading_format, require_finite, utc_format
+from validation.columns import (
+    MILLISECONDS,
+    datetime_ticks,
+    decimal_places,
+    numeric_values,
+    reading_format,
+    require_finite,
+    utc_format,
+)
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -204,25 +212,8 @@ def numeric_range(values: pd.Series | np.ndarray) -> dict:
 
 
 def _decimals(values: pd.Series) -> int:
-    """Largest number of decimal places needed to write the values (capped at 10).
-
-    The tolerance is relative to each value's magnitude, so p-values below 0.001 keep their
-    digits: rounding to ``d`` places may move a value by a few float steps (float noise such as
-    0.1 + 0.2 is no digit), and values that are all float32 numbers (a float32 source) must read
-    back as the same float32. ``generators.encoder._decimals`` mirrors this rule.
-    """
-    arr = values.to_numpy(dtype=float)[:_SAMPLE * 5]
-    with np.errstate(over="ignore"):
-        single = arr.astype(np.float32)
-    is_single = np.array_equal(single, arr)
-    for d in range(0, 11):
-        rounded = np.round(arr, d)
-        if is_single:
-            if np.array_equal(rounded.astype(np.float32), single):
-                return d
-        elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
-            return d
-    return 10
+    """:func:`validation.columns.decimal_places` of a column."""
+    return decimal_places(values.to_numpy(dtype=float))
 
 
 def category_counts(values: pd.Series) -> list[CategoryCount]:

@@ -34,7 +34,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from validation.columns import DatetimeForm, datetime_ticks, utc_format
-from validation.profile import category_counts, numeric_range
+from validation.profile import category_counts
 from validation.schema import ColumnKind, ColumnSchema, TableSchema
 
 
@@ -259,8 +259,7 @@ def _range(s: pd.Series, col: ColumnSchema) -> tuple[Any, Any] | None:
     values = values[~np.isnan(values)]  # also NaN held apart from NA (nullable Float64)
     if not len(values):
         return None
-    bounds = numeric_range(values)
-    return bounds["min"], bounds["max"]
+    return float(values.min()), float(values.max())
 
 
 def suppressed_schema(schema: TableSchema, summary: dict[str, Any], protected_train: pd.DataFrame) -> TableSchema:
