@@ -369,6 +369,23 @@ def test_iso_text_timestamps_roundtrip_exactly_in_their_detected_format() -> Non
         assert synth[name].str[-3:].isin(set(df[name].str[-3:])).all(), name
 
 
+def test_local_times_with_changing_offsets_roundtrip_as_the_same_instants_in_utc() -> None:
+    """Text local times across daylight saving come back as text holding the same instants,
+    written in UTC in the source's offset style, and sampled rows keep that style."""
+    local = pd.Series(pd.date_range("2021-01-01", periods=300, freq="7h", tz="Europe/Berlin"))
+    df = pd.DataFrame({"colon": [t.isoformat() for t in local],
+                       "hours": local.dt.strftime("%Y-%m-%d %H:%M:%S%z").str[:-2],
+                       "x": np.arange(300.0)})
+    schema = profile_table(df, "stamps")
+    enc, _, out = _roundtrip(df, schema)
+    for name in ("colon", "hours"):
+        assert out[name].dtype == df[name].dtype
+        assert (pd.to_datetime(out[name], utc=True) == pd.to_datetime(df[name], utc=True)).all(), name
+    assert out["colon"][0] == "2020-12-31T23:00:00+00:00" and out["hours"][0] == "2020-12-31 23:00:00+00"
+    synth = enc.inverse_transform(np.random.default_rng(0).normal(0, 3, size=(200, enc.width)).astype(np.float32))
+    assert synth["colon"].str.endswith("+00:00").all() and synth["hours"].str.endswith(":00+00").all()
+
+
 def test_decimals_fallback_mirrors_the_profile() -> None:
     from generators.encoder import _decimals
     from validation.profile import _decimals as profile_decimals

@@ -211,16 +211,44 @@ def test_iso_timestamps_with_fractions_and_offsets_are_datetimes_not_keys():
     assert schema.column("offset").min.startswith("2021-03-01T") and "+" not in schema.column("offset").min
 
 
-def test_timestamps_that_no_format_writes_back_exactly_are_not_datetimes():
-    """%f writes six digits and %z writes UTC: fractions of other lengths and mixed offsets would
-    not read back as written, so they are not given such a format."""
+def test_timestamps_that_no_format_writes_back_are_not_datetimes():
+    """%f writes six digits: fractions of other lengths would not read back as written; "Z" beside
+    offsets, or offsets in mixed styles, have no one style to be written in."""
     stamps = pd.Series(pd.date_range("2021-03-01", periods=200, freq="37min"))
+    plain = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S")
     df = pd.DataFrame({
         "tenths": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-5],
-        "mixed_offsets": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S") + np.where(np.arange(200) % 2, "+01:00", "+02:00"),
+        "z_and_offsets": plain + np.where(np.arange(200) % 2, "Z", "+02:00"),
+        "mixed_styles": plain + np.where(np.arange(200) % 2, "+0100", "+02:00"),
     })
     schema = profile_table(df, "t")
     assert all(schema.column(c).kind != ColumnKind.DATETIME for c in df.columns)
+
+
+def test_local_times_with_changing_offsets_are_datetimes_written_in_utc():
+    """Local time across daylight saving ("-05:00" in winter, "-04:00" in summer), in the three
+    offset styles: read as instants, written back in UTC in the source's style."""
+    from validation.columns import OFFSET_COLON, OFFSET_HOURS, datetime_seconds, format_datetimes
+
+    local = pd.Series(pd.date_range("2021-01-01", periods=400, freq="23h", tz="America/New_York"))
+    df = pd.DataFrame({
+        "colon": [t.isoformat() for t in local],  # 2021-01-01T00:00:00-05:00
+        "plain": local.dt.strftime("%Y-%m-%d %H:%M:%S%z"),  # -0500
+        "hours": local.dt.strftime("%Y-%m-%d %H:%M:%S%z").str[:-2],  # -05, as PostgreSQL writes
+    })
+    schema = profile_table(df, "t")
+    assert {c.name: c.datetime_format for c in schema.columns} == {
+        "colon": f"%Y-%m-%dT%H:%M:%S{OFFSET_COLON}", "plain": "%Y-%m-%d %H:%M:%S%z",
+        "hours": f"%Y-%m-%d %H:%M:%S{OFFSET_HOURS}"}
+    assert schema.column("colon").min == "2021-01-01T05:00:00+00:00"  # the instant, in UTC
+    utc = local.dt.tz_convert("UTC")
+    written = {c.name: format_datetimes(utc, c.datetime_format) for c in schema.columns}
+    assert (written["colon"][0], written["plain"][0], written["hours"][0]) == (
+        "2021-01-01T05:00:00+00:00", "2021-01-01 05:00:00+0000", "2021-01-01 05:00:00+00")
+    for c in schema.columns:  # the same instants as the source's local times
+        expected = datetime_seconds(df[c.name], c.datetime_format)
+        assert np.array_equal(datetime_seconds(written[c.name], c.datetime_format), expected), c.name
+        assert np.array_equal(expected, utc.astype("int64").to_numpy() / 1e9), c.name
 
 
 def test_small_values_keep_their_decimals_and_float_noise_is_no_digit():

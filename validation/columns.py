@@ -233,21 +233,40 @@ _TEXT_DEFAULT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 # Our code for three fractional digits (milliseconds, as JavaScript and Java write timestamps),
 # which strftime lacks: ``%f`` always writes six. Read as ``%f``; written as ``%f`` cut to three.
 MILLISECONDS = "%3f"
+# Our codes for a UTC offset written with a colon (+05:00) or in hours alone (+05, as PostgreSQL
+# writes it; GNU date's ``%:::z``), which Python 3.11's strftime lacks (its ``%z`` writes +0500).
+# Both are read as ``%z``; written as ``%z`` reshaped. Only UTC is written in them (see
+# ``validation.profile``), so an hours-only offset never loses its minutes.
+OFFSET_COLON = "%:z"
+OFFSET_HOURS = "%:::z"
+# code -> (what strftime writes, with a marker to find it afterwards; the pattern; its rewrite).
+# Markers, not NUL: C's strftime stops at a NUL.
+_REWRITTEN = {
+    MILLISECONDS: ("%f\x1f", r"(\d{3})\d{3}\x1f", r"\1"),  # the fraction cut to milliseconds
+    OFFSET_COLON: ("%z\x1e", r"([+-]\d\d)(\d\d)\x1e", r"\1:\2"),
+    OFFSET_HOURS: ("%z\x1d", r"([+-]\d\d)\d\d\x1d", r"\1"),
+}
 
 
 def reading_format(fmt: str | None) -> str | None:
-    """``fmt`` as strptime and pandas read it (``%f`` reads one to six digits)."""
-    return fmt.replace(MILLISECONDS, "%f") if fmt else fmt
+    """``fmt`` as strptime and pandas read it (``%f`` reads one to six digits, ``%z`` an offset
+    with or without a colon; pandas also reads hours alone)."""
+    if not fmt:
+        return fmt
+    return fmt.replace(MILLISECONDS, "%f").replace(OFFSET_COLON, "%z").replace(OFFSET_HOURS, "%z")
 
 
 def format_datetimes(stamps: pd.Series, fmt: str) -> pd.Series:
-    """``stamps.dt.strftime(fmt)``, also for :data:`MILLISECONDS` (the fraction truncated to
-    milliseconds: data read in that format holds whole milliseconds)."""
-    if MILLISECONDS not in fmt:
-        return stamps.dt.strftime(fmt)
-    # a marker after the six digits finds them (not NUL: C's strftime stops at a NUL)
-    marked = stamps.dt.strftime(fmt.replace(MILLISECONDS, "%f\x1f"))
-    return marked.str.replace(r"(\d{3})\d{3}\x1f", r"\1", regex=True)
+    """``stamps.dt.strftime(fmt)``, also for our codes :data:`MILLISECONDS` (the fraction truncated
+    to milliseconds: data read in that format holds whole milliseconds), :data:`OFFSET_COLON` and
+    :data:`OFFSET_HOURS`."""
+    codes = [code for code in _REWRITTEN if code in fmt]
+    for code in codes:
+        fmt = fmt.replace(code, _REWRITTEN[code][0])
+    written = stamps.dt.strftime(fmt)
+    for code in codes:
+        written = written.str.replace(_REWRITTEN[code][1], _REWRITTEN[code][2], regex=True)
+    return written
 
 
 _NAT = np.iinfo(np.int64).min
@@ -315,7 +334,7 @@ def clip_to_integer_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
 
 def utc_format(fmt: str | None) -> bool:
     """Text written in this format carries UTC (a literal ``Z``) or an offset (``%z``)."""
-    return bool(fmt and (fmt.endswith("Z") or "%z" in fmt))
+    return bool(fmt and (fmt.endswith("Z") or any(code in fmt for code in ("%z", OFFSET_COLON, OFFSET_HOURS))))
 
 
 @dataclass(frozen=True)

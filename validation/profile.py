@@ -15,6 +15,8 @@ import pyarrow as pa
 
 from validation.columns import (
     MILLISECONDS,
+    OFFSET_COLON,
+    OFFSET_HOURS,
     datetime_ticks,
     decimal_places,
     numeric_values,
@@ -265,8 +267,13 @@ def _datetime_format(sample: pd.Series) -> str | None:
 
     Only formats that write the values back exactly as they read (the encoder and the release
     format the model's datetimes with it): ``%f`` writes six digits, so fractions of seconds
-    count only with all six, or all three (milliseconds, :data:`MILLISECONDS`); an offset is kept as literal text when every value has the same
-    one (the times are then taken as they read), since ``%z`` would write them all in UTC.
+    count only with all six, or all three (milliseconds, :data:`MILLISECONDS`).
+
+    An offset every value shares is kept as literal text (the times are taken as they read). Offsets
+    that vary (local time across daylight saving, "-05:00" and "-04:00") are read as instants and
+    written back in UTC, in the source's offset style (``%z`` for +0500, :data:`OFFSET_COLON` for
+    +05:00, :data:`OFFSET_HOURS` for +05): the same instants, though no longer in the source's local
+    time.
     """
     if not sample.str.contains(r"\d").all():
         return None
@@ -275,6 +282,13 @@ def _datetime_format(sample: pd.Series) -> str | None:
     if offsets.notna().all() and offsets.nunique() == 1:
         suffix = str(offsets.iloc[0])
         sample = sample.str[: -len(suffix)]
+    elif offsets.notna().all():
+        styles = ((OFFSET_COLON, r"[+-]\d\d:\d\d"), ("%z", r"[+-]\d{4}"), (OFFSET_HOURS, r"[+-]\d\d"))
+        style = next((code for code, pattern in styles if offsets.str.fullmatch(pattern).all()), None)
+        if style is None:  # "Z" beside offsets, or styles mixed: no one style to write them in
+            return None
+        suffix = style
+        sample = sample.str.replace(_OFFSET, "", regex=True)
     fraction = next((code for code, digits in (("%f", 6), (MILLISECONDS, 3))
                      if sample.str.contains(rf":\d\d\.\d{{{digits}}}$").all()), "")
     for fmt in _DATETIME_FORMATS:
