@@ -226,14 +226,15 @@ class _RowsBySlot:
 
     def __init__(self, slots: torch.Tensor, dim: int) -> None:
         """``slots``: (n, blocks) condition slot of every row in every block."""
-        self.counts = torch.bincount(slots.flatten(), minlength=dim).float()
+        # integer positions: they run to rows x blocks, past float32's exact 2**24 on large tables
+        self.counts = torch.bincount(slots.flatten(), minlength=dim)
         self.starts = torch.cumsum(self.counts, 0) - self.counts  # first position of each slot
         self.rows_sorted = torch.argsort(slots.T.flatten(), stable=True) % len(slots)
 
     def rows(self, slot: torch.Tensor) -> torch.Tensor:
         count = self.counts[slot]
-        pos = (self.starts[slot] + torch.floor(torch.rand_like(count) * count)).long()
-        return self.rows_sorted[pos]
+        offset = (torch.rand(count.shape, dtype=torch.float64, device=count.device) * count).long()
+        return self.rows_sorted[self.starts[slot] + torch.minimum(offset, count - 1)]
 
 
 class GANGenerator(TorchGenerator):

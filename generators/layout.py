@@ -80,7 +80,7 @@ class BlockLayout:
             _argmax(v) + self.offsets[g.first_block : g.last_block].to(onehot.device)
             for g, v in zip(self.groups, self.views(onehot))
         ]
-        return torch.cat(parts, dim=1) if parts else torch.zeros(onehot.shape[0], 0, dtype=torch.long)
+        return torch.cat(parts, dim=1) if parts else torch.zeros(onehot.shape[0], 0, dtype=torch.long, device=onehot.device)
 
     # -- per-block operations on (n, width) matrices --------------------------------------------
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -348,7 +348,9 @@ class LLMGenerator(Generator):
 
         All rows share the prompt and advance one model token per step (forced tokens are
         applied by the grammar in between), so they stay aligned and need no padding. The draw
-        is Gumbel-max on CPU from ``gen``: the same seed gives the same rows on any device.
+        is Gumbel-max on CPU from ``gen``, so the draws do not depend on the device; the logits they
+        are added to do (bf16 products on CUDA, float32 on a CPU), so the same seed gives the same
+        rows on the same kind of device and precision.
         """
         assert self.model is not None and self.special is not None
         batch = RowBatch(self._automata, self.special, size)
@@ -444,7 +446,8 @@ class LLMGenerator(Generator):
         gen._build_automata()
         gen.device = sampling_device(config.device)
         gen.model = AutoModelForCausalLM.from_pretrained(
-            directory / MODEL_DIR, local_files_only=True, trust_remote_code=False, use_safetensors=True
+            directory / MODEL_DIR, local_files_only=True, trust_remote_code=False, use_safetensors=True,
+            dtype=torch.float32,  # as trained (see _load_pretrained); products are autocast
         ).to(gen.device).eval()
         return gen
 
@@ -521,8 +524,10 @@ def _load_pretrained(path: str) -> tuple[Tokenizer, PreTrainedModel]:
         tokenizer = fast.backend_tokenizer
     try:
         # safetensors only: loading a model must never unpickle (a .bin checkpoint could run code)
+        # float32 weights whatever the checkpoint's dtype (most are stored in bf16 or fp16): AdamW
+        # on bf16 weights rounds small updates away, and fp16 overflows; products are autocast
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                     use_safetensors=True)
+                                                     use_safetensors=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM with safetensors weights from {folder}: {exc}") from None
     # values are encoded alone (add_special_tokens=False): no padding or truncation may alter them

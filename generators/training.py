@@ -59,7 +59,11 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[np.random.
     devices = [device.index or 0] if device is not None and device.type == "cuda" else []
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)  # also seeds every CUDA device
+        # only the generators fork_rng restores: torch.manual_seed would reseed every CUDA device
+        torch.random.default_generator.manual_seed(seed)
+        for index in devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         try:
@@ -82,24 +86,32 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def cuda_has_bf16() -> bool:
+    """Whether the current CUDA GPU multiplies bf16 natively (compute capability 8.0 and up): on
+    older ones (V100, T4) torch emulates bf16, slower than float32."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except (AssertionError, RuntimeError, TypeError):  # no usable CUDA, or a torch without the flag
+        return False
+
+
 def mixed_precision(device: torch.device, precision: Precision) -> torch.dtype:
-    """The dtype of matrix products for ``precision`` on ``device``: ``auto`` is bf16 on CUDA and
-    on a CPU with native bf16 products, float32 otherwise."""
+    """The dtype of matrix products for ``precision`` on ``device``: ``auto`` is bf16 on a GPU or
+    CPU with native bf16 products, float32 otherwise."""
     if precision == "fp32":
         return torch.float32
-    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
-        return torch.bfloat16
-    return torch.float32
+    native = cuda_has_bf16() if device.type == "cuda" else cpu_has_bf16()
+    return torch.bfloat16 if precision == "bf16" or native else torch.float32
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
     """Autocast to ``dtype`` (bf16 needs no loss scaling); a no-op for float32.
 
-    Without a ``dtype``: bf16 on CUDA, float32 on a CPU. The families whose quality was measured
-    under CPU bf16 (``precision``) pass :func:`mixed_precision`'s choice instead.
+    Without a ``dtype``: bf16 on a CUDA GPU with native bf16, float32 elsewhere. The families whose
+    quality was measured under CPU bf16 (``precision``) pass :func:`mixed_precision`'s choice.
     """
     if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        dtype = torch.bfloat16 if device.type == "cuda" and cuda_has_bf16() else torch.float32
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,6 +1,8 @@
 """The model column layout and the batched per-block ops the PyTorch families train with."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from torch import nn
 from generators.encoder import TabularEncoder
 from generators.gan import _CondLinear, _Critic, _keep_mask
 from generators.layout import _LAST_DIM_MIN, BlockLayout, ModelLayout
-from generators.training import cpu_has_bf16, frozen, mixed_precision
+from generators.training import autocast, cpu_has_bf16, frozen, mixed_precision
 from tests.tables import blocks as _blocks, real_table
 
 # block sizes on both sides of the threshold where the ops switch memory layout
@@ -123,7 +125,13 @@ def test_precision_choice(monkeypatch) -> None:
     cpu = torch.device("cpu")
     assert mixed_precision(cpu, "fp32") == torch.float32
     assert mixed_precision(cpu, "bf16") == torch.bfloat16
-    assert mixed_precision(torch.device("cuda"), "auto") == torch.bfloat16
     assert mixed_precision(cpu, "auto") == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
     monkeypatch.setattr("generators.training.cpu_has_bf16", lambda: False)
     assert mixed_precision(cpu, "auto") == torch.float32
+    # CUDA: bf16 only where the GPU has bf16 units (torch emulates it on a V100 or T4, slower)
+    cuda = torch.device("cuda")
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda including_emulation=True: True)
+    assert mixed_precision(cuda, "auto") == torch.bfloat16
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert mixed_precision(cuda, "auto") == torch.float32 and mixed_precision(cuda, "bf16") == torch.bfloat16
+    assert isinstance(autocast(cuda), contextlib.nullcontext)  # the default of the LLM and diffusion

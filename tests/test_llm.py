@@ -380,7 +380,9 @@ def test_edge_tables_train_and_sample(name):
 
 
 def test_pretrained_local_folder_is_fine_tuned(tmp_path, mixed):
-    """A local model folder (config + safetensors + tokenizer.json) is loaded and fine-tuned."""
+    """A local model folder (config + safetensors + tokenizer.json) is loaded and fine-tuned, in
+    float32 weights although it is stored in bf16, as most checkpoints are (AdamW on bf16 weights
+    rounds small updates away)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     df, schema = mixed
@@ -388,10 +390,11 @@ def test_pretrained_local_folder_is_fine_tuned(tmp_path, mixed):
     folder = tmp_path / "pretrained"
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=32, n_layer=1,
-                               n_head=2)).save_pretrained(folder)
+                               n_head=2)).to(torch.bfloat16).save_pretrained(folder)
     tok.save(str(folder / "tokenizer.json"))
     gen = LLMGenerator(LLMConfig(**TINY | {"pretrained_path": str(folder)})).fit(df, schema)
     assert gen.model.get_input_embeddings().num_embeddings == gen.special.total
+    assert gen.model.dtype == torch.float32
     assert_valid(gen.sample(60, seed=0), df, schema)
     with pytest.raises(ConfigError):
         LLMGenerator(LLMConfig(**TINY | {"pretrained_path": "distilgpt2"})).fit(df, schema)

@@ -155,3 +155,25 @@ def test_each_precision_trains_and_reproduces(family: str, precision: str, plane
     out = a.sample(300, seed=1)
     pd.testing.assert_frame_equal(out, b.sample(300, seed=1), check_exact=True)
     assert out.dtypes.equals(df.dtypes) and all(h["loss"] == h["loss"] for h in a.loss_history)  # no NaN
+
+
+def test_real_rows_by_condition_stay_exact_past_float32_integers() -> None:
+    """Positions run to rows x categorical blocks: past 2**24 (1M rows, 17 blocks) float32
+    positions rounded into the neighbouring slot or one past the end."""
+    from generators.gan import _RowsBySlot
+
+    rows = _RowsBySlot(torch.tensor([[0], [1]]), 2)
+    big = 2**24 + 1  # slot 0 holds this many rows, slot 1 the next three positions
+    rows.counts, rows.starts = torch.tensor([big, 3]), torch.tensor([0, big])
+    rows.rows_sorted = torch.arange(big + 3)
+    picked = rows.rows(torch.ones(2000, dtype=torch.long))
+    assert picked.min() >= big and picked.max() < big + 3
+    assert set(rows.rows(torch.zeros(2000, dtype=torch.long)).tolist()) <= set(range(big))
+
+
+def test_tables_without_categorical_blocks_keep_their_device() -> None:
+    """An all-numeric table without nulls has no blocks: its empty index matrix is made on the
+    data's device (a CPU one, indexed with CUDA row indices, failed a diffusion fit on a GPU)."""
+    from generators.layout import BlockLayout
+
+    assert BlockLayout([]).indices(torch.zeros(4, 0, device="meta")).device.type == "meta"
