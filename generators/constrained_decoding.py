@@ -11,8 +11,8 @@ column (it reads as ``"c is "``) and every column appears exactly once. The valu
   rules (month lengths, leap years) and the ``[min, max]`` range enforced exactly.
 
 A nullable column also admits the structural NULL token as its whole value. :class:`RowBatch`
-drives a batch of rows: it builds the allowed-token mask for a step, advances the states with
-the sampled tokens and applies forced tokens itself. :func:`plan_value` and
+drives a batch of rows: it lists the allowed (row, token) pairs of a step, advances the states
+with the sampled tokens and applies forced tokens itself. :func:`plan_value` and
 :func:`assemble_row` build the training sequences with the same forced tokens left out, so the
 model sees exactly the token streams it is later asked to continue. Allowed sets are cached per
 automaton state: the per-step cost is a dictionary lookup per row.
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Hashable, Protocol
 
 import numpy as np
-import torch
 
 from generators.row_text import DATETIME_LAYOUTS, ValueCodec, days_in_month, units_to_text
 
@@ -472,22 +471,31 @@ class RowBatch:
             return [], True  # nothing written yet: any header may come
         return self.automata[c].allowed(self.sub[i])
 
-    def mask(self) -> torch.Tensor:
-        """Allowed next tokens per row (finished rows may only repeat EOS)."""
+    def allowed_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Allowed next tokens as ``(rows, tokens)``, two int64 arrays of the same length.
+
+        Value tokens, the headers of the columns still to write once the value may end, EOS once
+        none remain; a finished row may only repeat EOS. No dense ``(n, vocab)`` mask: a decoding
+        step gathers, noises and compares only these pairs, so its cost follows the allowed
+        tokens, not the vocabulary. No pair appears twice; the
+        pairs of a row are not contiguous (value tokens of all rows come first, then headers,
+        then EOS). Every row has at least one pair (the automata never dead-end).
+        """
         sp = self.special
-        mask = torch.zeros((self.n, sp.total), dtype=torch.bool)
         end_ok = np.zeros(self.n, dtype=bool)
-        rows: list[int] = []
-        cols: list[int] = []
+        counts = np.zeros(self.n, dtype=np.int64)
+        values: list[int] = []
         for i in np.flatnonzero(~self.done):
             ids, end_ok[i] = self._value_choices(i)
-            rows.extend([i] * len(ids))
-            cols.extend(ids)
-        if rows:
-            mask[torch.as_tensor(rows), torch.as_tensor(cols)] = True
-        mask[:, sp.header0:sp.header0 + sp.n_columns] = torch.from_numpy(self.remaining & end_ok[:, None])
-        mask[:, sp.eos] = torch.from_numpy((end_ok & (self.n_remaining == 0)) | self.done)
-        return mask
+            counts[i] = len(ids)
+            values.extend(ids)
+        head_rows, head_cols = np.nonzero(self.remaining & end_ok[:, None])
+        eos_rows = np.flatnonzero((end_ok & (self.n_remaining == 0)) | self.done)
+        rows = np.concatenate([np.repeat(np.arange(self.n, dtype=np.int64), counts),
+                               head_rows.astype(np.int64), eos_rows.astype(np.int64)])
+        tokens = np.concatenate([np.asarray(values, dtype=np.int64), head_cols.astype(np.int64) + sp.header0,
+                                 np.full(len(eos_rows), sp.eos, dtype=np.int64)])
+        return rows, tokens
 
     def advance(self, tokens: np.ndarray) -> None:
         """Consume one sampled token per unfinished row, then any tokens that are forced."""
@@ -544,6 +552,9 @@ class RowBatch:
     def feed(self, tokens: list[int]) -> None:
         """Consume a prompt shared by all rows: visible tokens as :func:`assemble_row` makes them."""
         for t in tokens:
-            if self.done.all() or not bool(self.mask()[0, t]):
+            if self.done.all():
+                raise ValueError(f"token {t} is not allowed here")
+            rows, allowed = self.allowed_pairs()
+            if not bool(np.any(allowed[rows == 0] == t)):
                 raise ValueError(f"token {t} is not allowed here")
             self.advance(np.full(self.n, t))

@@ -347,10 +347,14 @@ class LLMGenerator(Generator):
         """Constrained ancestral sampling of ``size`` rows with a KV cache.
 
         All rows share the prompt and advance one model token per step (forced tokens are
-        applied by the grammar in between), so they stay aligned and need no padding. The draw
-        is Gumbel-max on CPU from ``gen``, so the draws do not depend on the device; the logits they
-        are added to do (bf16 products on CUDA, float32 on a CPU), so the same seed gives the same
-        rows on the same kind of device and precision.
+        applied by the grammar in between), so they stay aligned and need no padding. A step
+        touches only the allowed (row, token) pairs (:meth:`RowBatch.allowed_pairs`): their
+        logits are gathered on the model's device and only they come to the CPU, so what a step
+        does after the forward pass costs the same with a 150k-token pretrained vocabulary as
+        with a small one. The draw is Gumbel-max on CPU from ``gen``, one uniform per allowed
+        pair, so the draws do not depend on the device; the logits they are added to do (bf16
+        products on CUDA, float32 on a CPU), so the same seed gives the same rows on the same kind
+        of device and precision.
         """
         assert self.model is not None and self.special is not None
         batch = RowBatch(self._automata, self.special, size)
@@ -360,17 +364,18 @@ class LLMGenerator(Generator):
             raise InputError(f"the condition is not valid for the schema: {exc}") from None
         ids = torch.tensor([prompt] * size, device=self.device)
         cache = None
-        vocab = self.special.total
         for _ in range(self.max_length):
             if batch.done.all():
                 break
             with autocast(self.device):
                 out = self.model(input_ids=ids, **{_CACHE_ARG: cache}, use_cache=True)
             cache = getattr(out, _CACHE_ARG)
-            logits = out.logits[:, -1, :vocab].float().cpu() / self.config.temperature
+            rows_np, tokens_np = batch.allowed_pairs()
+            rows, pair_tokens = torch.from_numpy(rows_np), torch.from_numpy(tokens_np)
+            on_device = torch.stack((rows, pair_tokens)).to(self.device)  # one transfer per step
+            logits = out.logits[:, -1][on_device[0], on_device[1]].float().cpu() / self.config.temperature
             noise = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp_(1e-20, 1.0)))
-            scores = (logits + noise).masked_fill_(~batch.mask(), float("-inf"))
-            tokens = scores.argmax(dim=1)
+            tokens = choose_tokens(size, rows, pair_tokens, logits + noise)
             batch.advance(tokens.numpy())
             ids = tokens.unsqueeze(1).to(self.device)
         return batch
@@ -469,6 +474,26 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def choose_tokens(n_rows: int, rows: torch.Tensor, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Per row, the token of its best-scoring (row, token) pair: a segment argmax, no dense tensor.
+
+    ``rows``/``tokens`` (int64) and ``scores`` (float) are aligned per pair, in any order. For
+    rows with a finite score the choice is what an argmax over a dense ``(n_rows, vocab)`` score
+    tensor with the other tokens at -inf returns: the highest score, ties going to the lowest
+    token id. A NaN score counts as -inf, so a row whose scores are all NaN or -inf still gets
+    one of its allowed tokens (its lowest), where a dense argmax could pick a disallowed one.
+    Every row needs at least one pair.
+    """
+    scores = torch.where(torch.isnan(scores), torch.full_like(scores, -math.inf), scores)
+    best = torch.full((n_rows,), -math.inf, dtype=scores.dtype).scatter_reduce_(0, rows, scores, "amax")
+    hit = scores == best[rows]
+    none = torch.iinfo(torch.int64).max
+    chosen = torch.full((n_rows,), none, dtype=torch.int64).scatter_reduce_(0, rows[hit], tokens[hit], "amin")
+    if bool((chosen == none).any()):
+        raise RuntimeError("a row has no allowed token (the grammar dead-ended)")
+    return chosen
 
 
 def _cache_argument() -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from generators.constrained_decoding import (
     assemble_row,
     plan_value,
 )
-from generators.llm import LLMConfig, LLMGenerator, char_token_ids, train_tokenizer, value_valid
+from generators.llm import LLMConfig, LLMGenerator, char_token_ids, choose_tokens, train_tokenizer, value_valid
 from generators.row_text import build_codec, parse_row, serialize_row, units_to_text
 from validation.errors import ConfigError, DeviceUnavailableError, InputError
 from validation.profile import profile_table
@@ -226,20 +227,42 @@ def test_category_trie_handles_prefixes():
         CategoryAutomaton([[1], [1]], ["x", "y"], None)
 
 
-def test_random_choices_always_give_valid_rows(mixed):
-    """The adversarial case: pick uniformly among allowed tokens, no model at all."""
-    df, schema = mixed
+def _unfitted(df: pd.DataFrame, schema: TableSchema, value_vocab: int | None = None) -> LLMGenerator:
+    """Codecs, tokenizer and automata without a model; structural ids after ``value_vocab``."""
     gen = LLMGenerator(LLMConfig(**TINY))
     gen.codecs = [build_codec(c, df[c.name], 8) for c in schema.modeled_columns]
     gen.tokenizer = train_tokenizer((t for c in gen.codecs for t in c.texts), 400)
-    gen.special = StructuralTokens.after(gen.tokenizer.get_vocab_size(), len(gen.codecs))
+    gen.special = StructuralTokens.after(value_vocab or gen.tokenizer.get_vocab_size(), len(gen.codecs))
     gen._build_automata()
+    return gen
+
+
+def _dense_mask(batch: RowBatch) -> np.ndarray:
+    """The allowed tokens as a dense (rows, vocab) mask, cell by cell from the grammar: the
+    reference :meth:`RowBatch.allowed_pairs` is checked against (small vocabularies only)."""
+    sp = batch.special
+    mask = np.zeros((batch.n, sp.total), dtype=bool)
+    end_ok = np.zeros(batch.n, dtype=bool)
+    for i in np.flatnonzero(~batch.done):
+        ids, end_ok[i] = batch._value_choices(i)
+        mask[i, ids] = True
+        for c in np.flatnonzero(batch.remaining[i]):
+            mask[i, sp.header0 + c] = end_ok[i]
+        mask[i, sp.eos] = end_ok[i] and batch.n_remaining[i] == 0
+    mask[batch.done, sp.eos] = True
+    return mask
+
+
+def test_random_choices_always_give_valid_rows(mixed):
+    """The adversarial case: pick uniformly among allowed tokens, no model at all."""
+    df, schema = mixed
+    gen = _unfitted(df, schema)
     batch = RowBatch(gen._automata, gen.special, 400)
     rng = np.random.default_rng(1)
     for _ in range(batch.max_row_tokens()):
         if batch.done.all():
             break
-        mask = batch.mask().numpy()
+        mask = _dense_mask(batch)
         assert mask.any(axis=1).all()  # never a dead end
         batch.advance(np.array([rng.choice(np.flatnonzero(m)) for m in mask]))
     assert batch.done.all()
@@ -247,6 +270,93 @@ def test_random_choices_always_give_valid_rows(mixed):
         assert sorted(texts) == list(range(len(gen.codecs)))  # every column exactly once
         for i, text in texts.items():
             assert value_valid(gen.codecs[i], text), (gen.codecs[i].name, text)
+
+
+def test_allowed_pairs_are_the_dense_mask(mixed):
+    """The (row, token) pairs a decoding step uses are exactly the dense mask's allowed cells,
+    at every step of random walks (finished rows: EOS only), each pair once."""
+    df, schema = mixed
+    gen = _unfitted(df, schema)
+    batch = RowBatch(gen._automata, gen.special, 300)
+    rng = np.random.default_rng(2)
+    for _ in range(batch.max_row_tokens() + 1):
+        rows, tokens = batch.allowed_pairs()
+        assert rows.dtype == tokens.dtype == np.int64 and rows.shape == tokens.shape
+        mask = _dense_mask(batch)
+        dense = np.zeros_like(mask)
+        dense[rows, tokens] = True
+        assert (dense == mask).all() and dense.sum() == len(rows)  # same cells, no duplicates
+        for i in np.flatnonzero(batch.done):
+            assert tokens[rows == i].tolist() == [gen.special.eos]
+        if batch.done.all():
+            break
+        batch.advance(np.array([rng.choice(tokens[rows == i]) for i in range(batch.n)]))
+    assert batch.done.all()
+
+
+def test_pair_choice_is_the_dense_masked_argmax():
+    """choose_tokens over (row, token, score) pairs picks what an argmax over the dense
+    (rows, vocab) scores with disallowed tokens at -inf picks, ties included (lowest id)."""
+    rng = np.random.default_rng(0)
+    n, vocab = 64, 500
+    for trial in range(20):
+        allowed = rng.random((n, vocab)) < rng.uniform(0.002, 0.3)
+        allowed[np.arange(n), rng.integers(0, vocab, n)] = True  # every row has a pair
+        rows, tokens = np.nonzero(allowed)
+        order = rng.permutation(len(rows))  # pairs come in any order
+        rows, tokens = torch.from_numpy(rows[order]), torch.from_numpy(tokens[order])
+        # few distinct values: many ties within a row
+        scores = torch.from_numpy(rng.integers(-3, 3, len(rows)).astype(np.float32)) if trial % 2 else \
+            torch.randn(len(rows), generator=torch.Generator().manual_seed(trial))
+        dense = torch.full((n, vocab), float("-inf"))
+        dense[rows, tokens] = scores
+        assert torch.equal(choose_tokens(n, rows, tokens, scores), dense.argmax(dim=1))
+    # rows whose scores are all NaN or -inf still get an allowed token: their lowest
+    rows, tokens = torch.tensor([0, 0, 1, 1, 2]), torch.tensor([7, 3, 9, 4, 5])
+    scores = torch.tensor([float("nan"), float("nan"), float("-inf"), float("-inf"), 1.0])
+    assert choose_tokens(3, rows, tokens, scores).tolist() == [3, 4, 5]
+    with pytest.raises(RuntimeError):
+        choose_tokens(4, rows, tokens, scores)  # row 3 has no pair
+
+
+class _WideFakeLM:
+    """A stand-in causal LM with a vocabulary of millions: one fixed logit row, broadcast (no copy)."""
+
+    def __init__(self, vocab: int) -> None:
+        self.row = torch.randn(vocab, generator=torch.Generator().manual_seed(0))
+
+    def eval(self) -> "_WideFakeLM":
+        return self
+
+    def __call__(self, input_ids: torch.Tensor, use_cache: bool, **_) -> object:
+        from types import SimpleNamespace
+
+        logits = self.row.expand(input_ids.shape[0], input_ids.shape[1], -1)
+        return SimpleNamespace(logits=logits, cache=None, past_key_values=None)
+
+
+def test_decoding_draws_noise_only_for_allowed_tokens(mixed, monkeypatch):
+    """A step's cost follows the allowed tokens, not the vocabulary: with 2M structural-token
+    offsets no random draw spans the vocabulary, and the rows are still valid and seeded."""
+    df, schema = mixed
+    vocab = 2_000_000
+    gen = _unfitted(df, schema, value_vocab=vocab)
+    gen.max_length = RowBatch(gen._automata, gen.special, 1).max_row_tokens()
+    gen.model = _WideFakeLM(gen.special.total)
+    real_rand = torch.rand
+    sizes: list[int] = []
+
+    def rand(*size, **kw):
+        shape = size[0] if len(size) == 1 and not isinstance(size[0], int) else size
+        sizes.append(math.prod(shape))
+        assert sizes[-1] < vocab, f"noise drawn over {tuple(shape)}: the whole vocabulary"
+        return real_rand(*size, **kw)
+
+    monkeypatch.setattr(torch, "rand", rand)
+    out = gen.sample(24, seed=4)
+    assert sizes and gen.sample_stats["rejected"] == 0
+    assert_valid(out, df, schema)
+    pd.testing.assert_frame_equal(gen.sample(24, seed=4), out)
 
 
 def test_training_encoding_matches_decoding(fitted, mixed):
