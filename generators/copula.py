@@ -68,9 +68,10 @@ class CopulaGenerator(Generator):
         encoded: dict[str, np.ndarray] = {}
         self._plan = []
         self._dtypes = {c.name: dtype_name(table[c.name].dtype) for c in cols}
-        for col in cols:
+        for i, col in enumerate(cols):
             s = table[col.name]
-            entry: dict = {"name": col.name, "kind": col.kind.value}
+            # the model's own column names: positional, so no source name (``x#null``) can collide
+            entry: dict = {"name": col.name, "kind": col.kind.value, "column": f"c{i}", "null_column": f"c{i}#null"}
             if isinstance(s.dtype, pd.CategoricalDtype):
                 # a pandas category column comes back with its own categories, in order
                 entry["dtype_categories"] = [_jsonable(v) for v in s.cat.categories]
@@ -86,7 +87,7 @@ class CopulaGenerator(Generator):
                     codes = pd.Categorical(values, categories=counts.index).codes
                     lo, hi = edges[codes], edges[codes + 1]
                     # SDV's UniformEncoder: a uniform draw inside the category's interval
-                    encoded[col.name] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
+                    encoded[entry["column"]] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
             else:
                 numeric = numeric_values(s, col)
                 null = np.isnan(numeric)
@@ -100,14 +101,14 @@ class CopulaGenerator(Generator):
                     entry["datetime_form"] = DatetimeForm.of(s).to_json()
                     entry["step_seconds"] = _datetime_step(finite - entry["min"])
                 if len(finite) and finite.min() != finite.max():
-                    encoded[col.name] = np.where(null, finite.mean(), numeric)
+                    encoded[entry["column"]] = np.where(null, finite.mean(), numeric)
                     entry["modeled"] = True
                 if 0 < entry["null_rate"] < 1:
                     # Like a two-category column: null -> U(0, p), present -> U(p, 1), so the
                     # marginal is uniform and decoding is a threshold at p.
                     p = entry["null_rate"]
                     u = rng.uniform(0.0, 1.0, len(null))
-                    encoded[f"{col.name}#null"] = np.where(null, u * p, p + u * (1 - p))
+                    encoded[entry["null_column"]] = np.where(null, u * p, p + u * (1 - p))
             self._plan.append(entry)
         progress(ProgressEvent("fit", 0, 1))
         frame = pd.DataFrame(encoded)
@@ -136,10 +137,12 @@ class CopulaGenerator(Generator):
         out = {}
         for entry in self._plan:
             name = entry["name"]
+            # models saved before the positional names modeled the columns under their own names
+            column, null_column = entry.get("column", name), entry.get("null_column", f"{name}#null")
             if "categories" in entry:
                 cats = entry["categories"]
-                if name in raw:
-                    u = np.clip(raw[name].to_numpy(), 0.0, 1.0 - 1e-12)
+                if column in raw:
+                    u = np.clip(raw[column].to_numpy(), 0.0, 1.0 - 1e-12)
                     idx = np.searchsorted(np.asarray(entry["edges"]), u, side="right") - 1
                     idx = np.clip(idx, 0, len(cats) - 1)
                 else:
@@ -149,7 +152,7 @@ class CopulaGenerator(Generator):
                 out[name] = values
             else:
                 if entry.get("modeled"):
-                    x = raw[name].to_numpy(dtype=float)
+                    x = raw[column].to_numpy(dtype=float)
                 else:
                     x = np.full(n, entry["min"], dtype=float)
                 if self.config.enforce_min_max:
@@ -166,8 +169,8 @@ class CopulaGenerator(Generator):
                     # again after rounding: a maximum with more digits than ``decimals`` (capped at 10)
                     # would otherwise be rounded past
                     x = np.clip(x, entry["min"], entry["max"])
-                if f"{name}#null" in raw:
-                    x[raw[f"{name}#null"].to_numpy() < entry["null_rate"]] = np.nan
+                if null_column in raw:
+                    x[raw[null_column].to_numpy() < entry["null_rate"]] = np.nan
                 elif entry["null_rate"] >= 1.0:
                     x[:] = np.nan
                 out[name] = x

@@ -115,3 +115,20 @@ def test_infinite_values_are_refused():
     df = pd.DataFrame({"x": [1.0, 2.0, -np.inf, 4.0] * 10, "y": range(40)})
     with pytest.raises(InputError, match="infinite"):
         CopulaGenerator().fit(df, profile_table(df, "t"))
+
+
+def test_a_source_column_named_like_a_null_flag_does_not_replace_it(tmp_path):
+    """The model's columns are named by position: a source column ``wind#null`` overwrote the null
+    flag of ``wind``, whose nulls were then lost."""
+    import numpy as np
+    from validation.profile import profile_table
+
+    rng = np.random.default_rng(0)
+    wind = rng.gamma(2.0, 2.0, 2000)
+    df = pd.DataFrame({"wind": np.where(np.arange(2000) % 9 == 0, np.nan, wind), "wind#null": wind * 2})
+    gen = CopulaGenerator().fit(df, profile_table(df, "t"))
+    gen.save(tmp_path)
+    for model in (gen, CopulaGenerator.load(tmp_path)):
+        out = model.sample(2000, seed=0)
+        assert 0.08 < out["wind"].isna().mean() < 0.14 and out["wind#null"].notna().all()
+        assert out["wind#null"].min() >= df["wind#null"].min()
