@@ -70,6 +70,15 @@ def profile(source: TableRef, name: str, schema_file: str | None = None) -> Tabl
     require_finite_numbers(frame, schema)
     if not schema.modeled_columns and not schema.released_columns:
         raise InputError("every column is dropped by the schema; nothing to synthesize")
+    if not schema.modeled_columns:
+        # keys, PII and free text are refilled with fresh fake values: with nothing else there is
+        # nothing for a generator to learn, and an all-fake table is no synthetic copy of the data
+        kinds = ", ".join(f"{c.name} ({c.kind.value})" for c in schema.released_columns[:5])
+        raise InputError(
+            f"no column is left for a generator to model: every released column is a key, PII or free text "
+            f"({kinds}{', ...' if len(schema.released_columns) > 5 else ''}); give the columns to model a "
+            "modeled kind (e.g. `kind: categorical`) in a schema file (synthpipe profile --write)"
+        )
     return schema
 
 

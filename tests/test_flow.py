@@ -107,6 +107,9 @@ def test_cli_unwritable_output(tmp_path):
         ("latin.csv", b"name,city\n" + "Zoë,Köln\n".encode("latin-1") * 60, "not valid utf-8"),
         ("bad.parquet", b"PAR1garbage", "not a readable Parquet"),
         ("inf.csv", b"x,y\n" + b"1.5,2\n" * 59 + b"inf,3\n", "column 'x' holds 1 infinite value"),
+        # only PII: nothing for a generator to learn (a run published 0 rows)
+        ("pii.csv", b"email,phone\n" + b"".join(f"u{i}@mail.org,+1-555-01{i:02d}\n".encode() for i in range(60)),
+         "no column is left for a generator to model"),
     ],
 )
 def test_bad_sources_fail_in_the_flow_with_one_line(prefect_server, tmp_path, capsys, name, content, message):
