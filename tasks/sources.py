@@ -180,8 +180,12 @@ def default_name(spec: SourceSpec) -> str:
     return name or "table"
 
 
-def read_source(spec: SourceSpec) -> pa.Table:
-    """Read the whole source as one Arrow table, or raise InputError with the reason."""
+def read_source(spec: SourceSpec, unique_names: bool = True) -> pa.Table:
+    """Read the whole source as one Arrow table, or raise InputError with the reason.
+
+    ``unique_names=False`` lets a CSV with duplicate column names through, for a caller that
+    refuses them itself with its own wording (``synthpipe check`` names the table's role); a
+    Parquet file with duplicate names is refused either way (Arrow cannot read it)."""
     loc = spec.location
     if loc.startswith("demo:"):
         return read_csv(demo_path(loc.split(":", 1)[1]))
@@ -194,17 +198,26 @@ def read_source(spec: SourceSpec) -> pa.Table:
         raise InputError(f"source not found: {path}")
     if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
         return read_parquet(path)
-    return read_csv(path, encoding=spec.encoding, delimiter=spec.delimiter)
+    return read_csv(path, encoding=spec.encoding, delimiter=spec.delimiter, unique_names=unique_names)
 
 
 def read_table_file(path: str | Path) -> pa.Table:
-    """Read a CSV or Parquet file by its extension (used by ``synthpipe check``)."""
-    return read_source(SourceSpec(str(path)))
+    """Read a CSV or Parquet file by its extension (used by ``synthpipe check``, whose gate
+    refuses duplicate column names naming the table's role)."""
+    return read_source(SourceSpec(str(path)), unique_names=False)
 
 
 # ------------------------------------------------------------------------------------------ CSV
-def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> pa.Table:
-    """CSV with delimiter and header sniffing; invalid bytes for ``encoding`` are an error."""
+def read_csv(
+    path: Path, encoding: str = "utf-8", delimiter: str | None = None, unique_names: bool = True
+) -> pa.Table:
+    """CSV with delimiter, header and decimal-comma sniffing; invalid bytes for ``encoding`` are
+    an error (in the first 64 KiB here, later ones when Arrow finds a column it cannot decode).
+
+    A file whose lines hold the same number of fields separated by spaces (runs of spaces or
+    tabs too, as numeric tables from R, Fortran or sklearn often are) and no other delimiter is
+    read as whitespace-delimited. Duplicate column names are an InputError unless
+    ``unique_names`` is False."""
     data = _csv_bytes(path)
     if not data.strip():
         raise InputError(f"source {path} is empty")
@@ -213,9 +226,7 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
         # incremental: a multibyte character cut at the 64 KiB boundary is not an error
         text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(data) <= len(head))
     except UnicodeDecodeError as exc:
-        raise InputError(
-            f"source {path} is not valid {encoding} (byte {exc.start}); pass --encoding with the file's encoding, e.g. latin-1"
-        ) from None
+        raise _not_encoded(path, encoding, f"byte {exc.start}") from None
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r}") from None
     lines = text.splitlines()
@@ -226,28 +237,55 @@ def read_csv(path: Path, encoding: str = "utf-8", delimiter: str | None = None) 
             delimiter = sniffer.sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
+        if _whitespace_delimited(sample, delimiter):
+            data, encoding, delimiter = _single_spaced(path, data, encoding), "utf-8", " "
+            lines = data[:65536].decode("utf-8", errors="ignore").splitlines()
+            sample = "\n".join(lines[:50])
     has_header = _has_header(sniffer, sample, delimiter) if len(lines) > 1 else True
     if has_header and len([ln for ln in lines if ln.strip()]) <= 1 and len(data) <= 65536:
         raise InputError(f"source {path} has a header but no rows")
+    decimal_point = "," if delimiter == ";" and _decimal_commas(sample, delimiter, has_header) else "."
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(encoding=encoding, autogenerate_column_names=not has_header),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal_point),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         msg = _without_values(str(exc))
         if "UTF8" in msg or "utf-8" in msg.lower() or isinstance(exc, UnicodeDecodeError):
-            raise InputError(
-                f"source {path} is not valid {encoding}; pass --encoding with the file's encoding, e.g. latin-1"
-            ) from None
+            raise _not_encoded(path, encoding) from None
         raise InputError(f"source {path} is not a readable CSV file: {msg}") from None
     if not has_header:
         table = table.rename_columns([f"col_{i + 1}" for i in range(table.num_columns)])
     if table.num_rows == 0:
         raise InputError(f"source {path} has a header but no rows")
+    # Arrow reads a text column holding bytes invalid in UTF-8 as binary: past the 64 KiB checked
+    # above, that is a file in another encoding, never binary data (a CSV holds text)
+    undecodable = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if undecodable:
+        raise _not_encoded(path, encoding, f"column {', '.join(map(repr, undecodable))}")
+    if unique_names:
+        _refuse_duplicate_names(table.column_names, f"source {path}")
     return table
+
+
+def _not_encoded(path: Path, encoding: str, where: str | None = None) -> InputError:
+    """The one error for a file with bytes that are not valid in ``encoding``."""
+    at = f" ({where})" if where else ""
+    return InputError(
+        f"source {path} is not valid {encoding}{at}; pass --encoding with the file's encoding, e.g. latin-1"
+    )
+
+
+def _refuse_duplicate_names(names: list[str], what: str) -> None:
+    """Columns are addressed by name everywhere downstream: two of one name are an input error."""
+    seen: set[str] = set()
+    dup = list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
+    if dup:
+        shown = ", ".join(n if n.strip() else repr(n) for n in map(str, dup))
+        raise InputError(f"{what} has duplicate column names: {shown}; give every column its own name")
 
 
 def _without_values(message: str) -> str:
@@ -256,29 +294,106 @@ def _without_values(message: str) -> str:
     return ": ".join(first.split(": ")[:2])
 
 
+# Arrow's default null spellings (ConvertOptions.null_values): never a column name
+_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                    "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"})
+
+
+def _numeric(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
 def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
-    """csv.Sniffer's type test, plus: a first row of distinct non-numeric names that never
-    reappear in their column below is a header (the Sniffer misses all-text tables)."""
+    """csv.Sniffer's type test, plus two rules for what it misses:
+
+    * a first row of distinct non-numeric names that never reappear in their column below is a
+      header (all-text tables);
+    * a first row with a name (not a null spelling, not a number) above a column whose sampled
+      values are all numbers is a header, even when other header cells are numbers (a pivot with
+      year columns: ``doy,2012,2013``; the Sniffer's vote goes to the many numeric cells).
+    """
     try:
         if sniffer.has_header(sample):
             return True
     except csv.Error:
         pass
     rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    rows = [r for r in rows if any(c.strip() for c in r)]
     if len(rows) < 2:
         return True
     first, rest = rows[0], rows[1:]
-
-    def numeric(v: str) -> bool:
-        try:
-            float(v)
+    for i, name in enumerate(first):
+        cell = name.strip()
+        if cell in _NULLS or _numeric(cell):
+            continue
+        body = [r[i].strip() for r in rest if len(r) > i and r[i].strip() not in _NULLS]
+        if body and all(_numeric(v) for v in body):
             return True
-        except ValueError:
-            return False
-
-    if not first or any(not f.strip() or numeric(f) for f in first) or len(set(first)) != len(first):
+    if not first or any(not f.strip() or _numeric(f) for f in first) or len(set(first)) != len(first):
         return False
     return all(first[i] not in {r[i] for r in rest if len(r) > i} for i in range(len(first)))
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
+
+
+def _decimal_commas(sample: str, delimiter: str, has_header: bool) -> bool:
+    """A ``;``-separated sample with a column of decimal-comma numbers (``38,5``; what spreadsheets
+    in most of Europe write) and no column of decimal-point numbers: read ``,`` as the decimal point."""
+    rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
+    body = rows[1:] if has_header else rows
+    if not body:
+        return False
+    width = max(len(r) for r in body)
+    comma = point = False
+    for i in range(width):
+        values = [r[i].strip() for r in body if len(r) > i and r[i].strip() not in _NULLS]
+        if not values:
+            continue
+        if all(_DECIMAL_COMMA.fullmatch(v) or v.lstrip("+-").isdigit() for v in values) and any(
+            _DECIMAL_COMMA.fullmatch(v) for v in values
+        ):
+            comma = True
+        if any(_DECIMAL_POINT.fullmatch(v) for v in values):
+            point = True
+    return comma and not point
+
+
+def _whitespace_delimited(sample: str, delimiter: str) -> bool:
+    """The sniffed delimiter splits no line, but spaces split every sampled line into the same
+    number (> 1) of fields and one field holds numbers on every line below the first: a
+    whitespace-delimited table (a one-column table of two-word names or of timestamps is not)."""
+    rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r and any(c.strip() for c in r)]
+    if len(rows) < 2 or any(len(r) != 1 for r in rows):
+        return False
+    tokens = [r[0].split() for r in rows]
+    width = len(tokens[0])
+    if width < 2 or any(len(t) != width for t in tokens):
+        return False
+    return any(all(_numeric(t[i]) for t in tokens[1:]) for i in range(width))
+
+
+def _single_spaced(path: Path, data: bytes, encoding: str) -> bytes:
+    """A whitespace-delimited file as UTF-8 with one space between fields and none at the ends
+    of a line, which Arrow's reader splits (it cannot split on runs of spaces). Lines whose
+    field count differs then fail Arrow's column count (one clear error), so blank cells of a
+    fixed-width file never shift silently; quoted fields (which may hold spaces) are refused."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _not_encoded(path, encoding, f"byte {exc.start}") from None
+    if '"' in text:
+        raise InputError(
+            f"source {path} looks whitespace-delimited and has quoted fields, which cannot be split safely: "
+            "convert it to a comma-separated file"
+        )
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line).encode("utf-8")
 
 
 def _csv_bytes(path: Path) -> bytes:
@@ -299,16 +414,26 @@ def _csv_bytes(path: Path) -> bytes:
 
 # -------------------------------------------------------------------------------------- Parquet
 def read_parquet(path: Path) -> pa.Table:
-    """One Parquet file, or a folder of Parquet files read as one dataset."""
+    """One Parquet file, or a folder of Parquet files read as one dataset whose schema unifies
+    every file's: a column some files lack is null in their rows, and a column stored with
+    different types (int64 in one file, double in another) gets the type holding both; types
+    nothing holds both of (text in one file, numbers in another) are an InputError."""
     try:
         if path.is_dir():
             files = parquet_files(path)
             if not files:
                 raise InputError(f"source folder {path} holds no Parquet files (*.parquet)")
+            schemas = [_file_schema(Path(f)) for f in files]
             # hive partition columns (year=2020/) are read from the paths below the folder
             dataset = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(path))
-            table = dataset.to_table()
+            # the dataset takes its schema from the first file alone: unify them all instead
+            partitioning = dataset.partitioning
+            schema = _unified_schema(path, files, schemas, partitioning.schema if partitioning is not None else None)
+            table = pads.dataset(
+                files, schema=schema, format="parquet", partitioning=partitioning or "hive", partition_base_dir=str(path)
+            ).to_table()
         else:
+            _file_schema(path)
             table = pq.read_table(path)
     except InputError:
         raise
@@ -318,6 +443,47 @@ def read_parquet(path: Path) -> pa.Table:
     if table.num_rows == 0:
         raise InputError(f"source {path} has no rows")
     return table
+
+
+def _file_schema(path: Path) -> pa.Schema:
+    """The Arrow schema of one Parquet file (its footer only); duplicate names are an InputError."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"source {path} is not a readable Parquet file ({_without_values(str(exc))})") from None
+    _refuse_duplicate_names(schema.names, f"source {path}")
+    return schema
+
+
+def _unified_schema(folder: Path, files: list[str], schemas: list[pa.Schema], partitions: pa.Schema | None) -> pa.Schema:
+    """One schema for every file of a folder source (the widest file's columns and metadata
+    first, then the others' in order of appearance), plus the hive partition columns; an
+    InputError names the column and the files whose types cannot be combined."""
+    # the widest file first: its column order and metadata lead, whatever the files are named
+    ordered = sorted(schemas, key=lambda s: -len(s.names))
+    if partitions is not None:
+        stored = {n for s in schemas for n in s.names}
+        ordered.append(pa.schema([p for p in partitions if p.name not in stored]))
+    try:
+        return pa.unify_schemas(ordered, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    for name in dict.fromkeys(n for s in schemas for n in s.names):
+        where: dict[str, list[str]] = {}
+        for f, s in zip(files, schemas):
+            if name in s.names:
+                where.setdefault(str(s.field(name).type), []).append(os.path.relpath(f, folder))
+        try:
+            pa.unify_schemas([pa.schema([s.field(name)]) for s in schemas if name in s.names], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            kinds = "; ".join(
+                f"{t} in {', '.join(fs[:3])}{f' and {len(fs) - 3} more' if len(fs) > 3 else ''}" for t, fs in where.items()
+            )
+            raise InputError(
+                f"source folder {folder}: column {name!r} has types that cannot be combined ({kinds}); "
+                "write every file with one type for it"
+            ) from None
+    raise InputError(f"source folder {folder}: the files' schemas cannot be combined")
 
 
 def parquet_files(folder: Path) -> list[str]:

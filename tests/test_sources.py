@@ -249,3 +249,165 @@ def test_reader_fills_the_password_from_the_environment_or_a_secret(monkeypatch)
     with pytest.raises(InputError, match="no server here"):
         _read("postgresql://alice@host/db", query="SELECT 1", password_block="sales-db")
     assert [u.password for u in seen] == ["fromenv", "fromblock"]
+
+
+# ------------------------------------------------------------------ inputs found by a fuzz run
+def _one_line_error(path, match, **kw):
+    with pytest.raises(InputError, match=match) as info:
+        _read(path, **kw)
+    assert len(str(info.value).splitlines()) == 1
+    return str(info.value)
+
+
+def _airports(rows: int) -> list[str]:
+    return [f"A{i:04d},Airfield number {i},{30 + (i % 170) / 7:.6f},{-120 + (i % 90) / 3:.6f}" for i in range(rows)]
+
+
+def test_invalid_bytes_past_the_sniffed_head_are_an_encoding_error(tmp_path):
+    lines = ["iata,name,latitude,longitude", *_airports(3000)]
+    lines[-5] = "SEL,Aéroport de Saint-Élie,4.82,-53.20"
+    assert len("\n".join(lines[:-5]).encode()) > 65536  # the first bad byte lies past the checked head
+    latin = tmp_path / "airports_latin1.csv"
+    latin.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    before = sorted(os.listdir(tmp_path))
+    message = _one_line_error(latin, r"not valid utf-8 \(column 'name'\); pass --encoding")
+    assert "Saint" not in message
+    assert sorted(os.listdir(tmp_path)) == before  # refused at read time: nothing written
+    table = _read(latin, encoding="latin-1")
+    assert table.column_names == ["iata", "name", "latitude", "longitude"]
+    assert table.column("name")[2995].as_py() == "Aéroport de Saint-Élie"
+    # the same late accented row in UTF-8 is text like any other
+    utf8 = tmp_path / "airports_utf8.csv"
+    utf8.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    table = _read(utf8)
+    assert pa.types.is_string(table.schema.field("name").type) and table.num_rows == 3000
+    assert table.column("name")[2995].as_py() == "Aéroport de Saint-Élie"
+
+
+def test_numeric_header_cells_of_a_pivot_are_a_header(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    temps = rng.normal(15, 6, size=(366, 4)).round(1)
+    pivot = tmp_path / "pivot_years.csv"
+    pivot.write_text("doy,2012,2013,2014,2015\n" + "".join(
+        f"{d + 1}," + ",".join(f"{t:.1f}" for t in temps[d]) + "\n" for d in range(366)))
+    table = _read(pivot)
+    assert table.column_names == ["doy", "2012", "2013", "2014", "2015"] and table.num_rows == 366
+    assert pa.types.is_integer(table.schema.field("doy").type) and table.column("doy")[0].as_py() == 1
+    assert table.column("2015")[365].as_py() == pytest.approx(temps[365, 3])
+    # what stays headerless: all numbers, all text, and a first row whose only word is a null spelling
+    for name, text in [
+        ("numbers.csv", "".join(f"{i},{i * 2.5},{i % 7}\n" for i in range(60))),
+        ("words.csv", "".join(f"Ann{i % 4},Lee{i % 3},Street {i}\n" for i in range(60))),
+        ("first_na.csv", "NA,1.5,x\n" + "".join(f"{i},{i / 4},y{i}\n" for i in range(60))),
+        ("mixed.csv", "".join(f"Cesar{i},{18 + i % 50}.0,Westlake,{-118.27 + i / 1000:.4f}\n" for i in range(60))),
+    ]:
+        path = tmp_path / name
+        path.write_text(text)
+        table = _read(path)
+        assert table.column_names[0] == "col_1" and table.num_rows == 61 - (name != "first_na.csv"), name
+    # a pandas index column (empty first header cell) is still a header
+    indexed = tmp_path / "indexed.csv"
+    indexed.write_text(",id,value\n" + "".join(f"{i},{100 + i},{i / 3:.3f}\n" for i in range(60)))
+    assert _read(indexed).column_names == ["", "id", "value"]
+
+
+def test_duplicate_column_names_are_one_input_error(tmp_path):
+    csv_path = tmp_path / "dupcols.csv"
+    csv_path.write_text("date,temp,temp,weather\n" + "".join(
+        f"2012-01-{1 + i % 28:02d},{10 + i % 5}.5,{2 + i % 3}.0,rain\n" for i in range(300)))
+    _one_line_error(csv_path, r"source .*dupcols.csv has duplicate column names: temp; give every column its own name")
+    # synthpipe check reads its files with read_table_file: its gate names the table's role instead
+    from tasks.sources import read_table_file
+
+    assert read_table_file(csv_path).column_names == ["date", "temp", "temp", "weather"]
+    parquet = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(range(60)), pa.array(range(60)), pa.array(["x"] * 60)],
+                                        names=["a", "a", "b"]), parquet)
+    _one_line_error(parquet, r"dup.parquet has duplicate column names: a; give every column its own name")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_arrays([pa.array(range(60)), pa.array(range(60))], names=["a", "a"]),
+                   folder / "p.parquet")
+    _one_line_error(folder, "p.parquet has duplicate column names: a")
+
+
+def test_parquet_folder_unifies_the_files_schemas(tmp_path):
+    df, _ = real_table("weather", rows=600)
+    df = df[["origin", "temp", "humid", "wind_speed", "precip"]].reset_index(drop=True)
+    old, new = df.iloc[:250], df.iloc[250:]
+    evolve = tmp_path / "evolve"
+    evolve.mkdir()
+    # the older file (first by name) lacks a column the newer one added
+    pq.write_table(pa.Table.from_pandas(old.drop(columns="wind_speed"), preserve_index=False), evolve / "part-2012.parquet")
+    pq.write_table(pa.Table.from_pandas(new, preserve_index=False), evolve / "part-2014.parquet")
+    table = _read(evolve)
+    assert table.column_names == ["origin", "temp", "humid", "wind_speed", "precip"] and table.num_rows == 600
+    assert table.column("wind_speed").null_count == 250 + int(new["wind_speed"].isna().sum())
+    assert table.column("temp").to_pylist() == pytest.approx(df["temp"].tolist(), nan_ok=True)
+    # whole numbers in one file, decimals in the next: both read, as doubles, whatever the order
+    promote = tmp_path / "promote"
+    promote.mkdir()
+    pq.write_table(pa.table({"n": pa.array(range(50), pa.int64()), "w": ["a"] * 50}), promote / "a.parquet")
+    pq.write_table(pa.table({"n": pa.array([0.5] * 50), "w": ["b"] * 50}), promote / "b.parquet")
+    table = _read(promote)
+    assert pa.types.is_float64(table.schema.field("n").type) and table.column("n").to_pylist()[:3] == [0, 1, 2]
+    # text in one file, numbers in another: one line naming the column and the files
+    pq.write_table(pa.table({"n": ["x"] * 50, "w": ["c"] * 50}), promote / "c.parquet")
+    message = _one_line_error(promote, r"column 'n' has types that cannot be combined")
+    assert "a.parquet" in message and "c.parquet" in message and "string" in message
+
+
+def test_whitespace_delimited_csv_is_split_into_its_columns(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = [(int(rng.integers(19, 80)), int(rng.integers(1, 3)), round(float(rng.normal(26, 4)), 1),
+             round(float(rng.normal(94, 13)), 1), round(float(rng.normal(4.6, 0.5)), 4)) for _ in range(442)]
+    # sklearn's diabetes_data_raw: single spaces, no header, gzipped
+    single = tmp_path / "diabetes_raw.csv.gz"
+    single.write_bytes(gzip.compress("".join(" ".join(map(str, r)) + "\n" for r in rows).encode()))
+    table = _read(single)
+    assert table.column_names == [f"col_{i}" for i in range(1, 6)] and table.num_rows == 442
+    assert pa.types.is_integer(table.schema.field("col_1").type) and pa.types.is_floating(table.schema.field("col_3").type)
+    assert table.column("col_5").to_pylist() == [r[4] for r in rows]
+    # aligned columns: runs of spaces, leading spaces, a header of names
+    aligned = tmp_path / "aligned.dat"
+    aligned.write_text("  AGE  SEX    BMI     BP       S5\n" + "".join(
+        f"{r[0]:>5}{r[1]:>5}{r[2]:>7}{r[3]:>7}{r[4]:>9}  \n" for r in rows))
+    table = _read(aligned)
+    assert table.column_names == ["AGE", "SEX", "BMI", "BP", "S5"] and table.num_rows == 442
+    assert table.column("BP").to_pylist() == [r[3] for r in rows]
+    # a blank cell past the sniffed lines would shift the row: refused, never read shifted
+    blank = tmp_path / "blank.dat"
+    blank.write_text("".join(f"{r[0]:>5}{r[1]:>5}{r[2]:>7}{r[3]:>7}\n" for r in rows[:100])
+                     + f"{'':>5}{1:>5}{2.5:>7}{3.5:>7}\n")
+    _one_line_error(blank, "not a readable CSV file")
+    # quoted fields may hold spaces: refused
+    quoted = tmp_path / "quoted.txt"
+    quoted.write_text("".join(f'"Ann Lee" {r[0]} {r[2]}\n' for r in rows[:60]))
+    _one_line_error(quoted, "whitespace-delimited and has quoted fields")
+    # a one-column table of two-word values (or of timestamps) stays one column
+    for name, text in [("names.csv", "".join(f"Ann Lee{i}\n" for i in range(60))),
+                       ("stamps.csv", "".join(f"2013-01-01 {i % 24:02d}:00:00\n" for i in range(60)))]:
+        path = tmp_path / name
+        path.write_text(text)
+        assert _read(path).num_columns == 1, name
+
+
+def test_semicolon_csv_with_decimal_commas_reads_numbers(tmp_path):
+    path = tmp_path / "airports_eu.csv"
+    path.write_text("iata;name;latitude;longitude;runways\n" + "".join(
+        f"A{i:03d};Field {i};{38 + i / 997:.8f};{-122 + i / 991:.7f};{1 + i % 3}\n".replace(".", ",") for i in range(80)))
+    table = _read(path)
+    assert pa.types.is_float64(table.schema.field("latitude").type) and pa.types.is_float64(table.schema.field("longitude").type)
+    assert table.column("latitude")[5].as_py() == pytest.approx(38 + 5 / 997)
+    assert pa.types.is_integer(table.schema.field("runways").type)
+    # a semicolon file with decimal points is read as before
+    dots = tmp_path / "dots.csv"
+    dots.write_text("a;b;c\n" + "".join(f"{i};{i},{i + 1};{i / 7:.3f}\n" for i in range(60)))
+    table = _read(dots)
+    assert pa.types.is_floating(table.schema.field("c").type) and pa.types.is_string(table.schema.field("b").type)
