@@ -5,6 +5,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from tests.tables import real_table
@@ -327,3 +328,187 @@ def test_binary_list_and_struct_columns_are_dropped_not_crashed_on() -> None:
     schema = profile_table(table.to_pandas(), "t", table.schema)
     dropped = {c.name: c.n_unique for c in schema.columns if c.protection == Protection.DROP}
     assert dropped == {"raw": n, "tags": n, "point": n}
+
+
+# dates in these layouts matched the loose PHONE pattern (26.01.2010, 26-01-2010) or were keys
+# (2000-Jan-01): the format the profile detects for each
+DATE_LAYOUTS = ["%d.%m.%Y", "%Y.%m.%d", "%d-%m-%Y", "%m-%d-%Y", "%b %d %Y", "%b %d, %Y", "%d %b %Y",
+                "%Y-%b-%d", "%d-%b-%Y", "%B %d, %Y", "%d %B %Y"]
+
+
+@pytest.mark.parametrize("layout", DATE_LAYOUTS)
+def test_dotted_dashed_and_month_name_dates_are_datetimes_written_back_exactly(layout):
+    from validation.columns import DatetimeForm, datetime_ticks, format_datetimes, ticks_to_datetime_like
+
+    days = pd.Series(pd.date_range("2009-12-20", periods=300, freq="D"))  # days above 12, every month
+    text = format_datetimes(days, layout).astype(object)
+    text[0] = dt.datetime(9999, 12, 31).strftime(layout)  # an open-ended sentinel
+    col = profile_table(pd.DataFrame({"when": text, "v": range(300)}), "t").column("when")
+    assert (col.kind, col.datetime_format, col.pii_type) == (ColumnKind.DATETIME, layout, None)
+    assert (col.min, col.max) == ("2009-12-21T00:00:00", "9999-12-31T00:00:00")
+    ticks, null, unit = datetime_ticks(text, col.datetime_format)
+    expected = days.astype("datetime64[us]").astype("int64").to_numpy()
+    assert not null.any() and unit == "us" and np.array_equal(ticks[1:], expected[1:])
+    back = ticks_to_datetime_like(ticks, null, unit, DatetimeForm.of(text), col.datetime_format)
+    assert back.tolist() == text.tolist()  # the encoder and the release write them as read
+
+
+@pytest.mark.parametrize("sep", ["-", ".", "/"])
+def test_ambiguous_numeric_dates_are_day_first_unless_a_value_says_month_first(sep):
+    """As with dd/mm/yyyy vs mm/dd/yyyy: the first format every value reads in wins, day first."""
+    early = pd.Series(pd.date_range("2010-01-01", periods=12, freq="MS")).repeat(5)  # day 1: ambiguous
+    day_first = early.dt.strftime(f"%d{sep}%m{sep}%Y")
+    month_first = pd.concat([early, pd.Series([pd.Timestamp("2010-01-26")])]).dt.strftime(f"%m{sep}%d{sep}%Y")
+    schema = profile_table(pd.DataFrame({"a": day_first.tolist() + ["01" + sep + "01" + sep + "2011"],
+                                         "b": month_first.tolist()}), "t")
+    assert schema.column("a").datetime_format == f"%d{sep}%m{sep}%Y"
+    assert schema.column("b").datetime_format == f"%m{sep}%d{sep}%Y"
+
+
+def test_dates_that_would_not_be_written_back_as_read_are_not_datetimes():
+    """strptime reads any case of a month name and two-digit years with %Y, but %b writes "Jan"
+    and %Y four digits: such columns would not come back as they read."""
+    firsts = pd.Series(pd.date_range("2000-01-01", periods=60, freq="MS"))
+    df = pd.DataFrame({
+        "upper": firsts.dt.strftime("%b %d %Y").str.upper(),
+        "two_digit_year": firsts.dt.strftime("%d.%m.%y"),
+    })
+    schema = profile_table(df, "t")
+    assert all(schema.column(c).kind != ColumnKind.DATETIME for c in df.columns)
+    # the layouts profiled before this check stay datetimes, written zero-padded
+    unpadded = firsts.dt.year.astype(str) + "-" + firsts.dt.month.astype(str) + "-1"
+    slashed = firsts.dt.month.astype(str) + "/1/" + firsts.dt.year.astype(str)
+    schema = profile_table(pd.DataFrame({"iso": unpadded, "us": slashed}), "t")
+    assert [schema.column(c).datetime_format for c in ("iso", "us")] == ["%Y-%m-%d", "%d/%m/%Y"]
+
+
+def test_unpadded_days_and_months_are_datetimes_written_back_unpadded():
+    """"Jan 1 2000" (vega's stocks.csv) and "5.11.2000": our codes for an unpadded day and month
+    write every value back as it reads, padded or not ("Jan 15 2000" beside "Jan 1 2000")."""
+    from validation.columns import UNPADDED_DAY, UNPADDED_MONTH, datetime_ticks, format_datetimes
+
+    days = pd.Series(pd.date_range("2000-01-01", periods=400, freq="4D"))
+    unpadded = lambda s: s.str.replace(r"(?<!\d)0(\d)", r"\1", regex=True)  # noqa: E731
+    df = pd.DataFrame({
+        "stocks": unpadded(days.dt.strftime("%b %d %Y")),  # Jan 1 2000, Jan 5 2000, ..., Jan 13 2000
+        "dotted": unpadded(days.dt.strftime("%d.%m.%Y")),  # 1.1.2000, 5.1.2000, 13.11.2000
+        "us_dashed": unpadded(days.dt.strftime("%m-%d-%Y")),  # 1-13-2000: a day above 12 second
+    })
+    schema = profile_table(df, "t")
+    assert {c.name: c.datetime_format for c in schema.columns} == {
+        "stocks": f"%b {UNPADDED_DAY} %Y", "dotted": f"{UNPADDED_DAY}.{UNPADDED_MONTH}.%Y",
+        "us_dashed": f"{UNPADDED_MONTH}-{UNPADDED_DAY}-%Y"}
+    for c in schema.columns:
+        ticks, null, unit = datetime_ticks(df[c.name], c.datetime_format)
+        assert not null.any() and (ticks == days.astype("datetime64[us]").astype("int64").to_numpy()).all()
+        assert (format_datetimes(days, c.datetime_format) == df[c.name]).all(), c.name
+
+
+def test_identifier_names_are_keys_and_longer_words_are_not():
+    n = 100
+    ids = np.random.default_rng(0).permutation(n) + 1000
+    names = ["identifier", "ident", "uuid", "record_guid", "Patient ID", "userId", "customerID", "row-id"]
+    not_keys = ["identified_count", "idle_seconds", "paid", "ideal", "keyboard", "valid"]
+    schema = profile_table(pd.DataFrame({c: ids for c in names + not_keys}), "t")
+    assert {c.name: c.kind for c in schema.columns} == (
+        {c: ColumnKind.KEY for c in names} | {c: ColumnKind.INTEGER for c in not_keys})
+    assert schema.column("identifier").protection == Protection.REGENERATE
+
+
+def _people(n: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "name": rng.choice(["Ann Lee", "Bob Ray", "Cy Young"], n),
+        "phone": np.arange(2125550000, 2125550000 + n),
+        "code": [f"N{i:04d}AB" for i in range(n)],
+        "v": rng.normal(size=n),
+    })
+
+
+def test_protection_model_on_pii_and_key_columns_models_them_as_their_values(tmp_path):
+    """"Override any detection": a PII or key column the schema file says to model is learned by
+    the generator as the kind of its values, and never refilled with Faker values or fresh ids."""
+    from validation.protect import real_values, training_view
+
+    df = _people()
+    schema = profile_table(df, "t")
+    assert [schema.column(c).kind for c in ("name", "phone", "code")] == [ColumnKind.PII, ColumnKind.PII, ColumnKind.KEY]
+    path = tmp_path / "model.yaml"
+    path.write_text("columns:\n- name: name\n  protection: model\n- name: phone\n  protection: model\n"
+                    "- name: code\n  protection: model\n")
+    updated = schema.apply_overrides(path)
+    got = {c: (updated.column(c).kind, updated.column(c).modeled, updated.column(c).fill, updated.column(c).pii_type)
+           for c in ("name", "phone", "code")}
+    assert got == {"name": (ColumnKind.CATEGORICAL, True, None, None), "phone": (ColumnKind.INTEGER, True, None, None),
+                   "code": (ColumnKind.CATEGORICAL, True, None, None)}
+    assert updated.column("code").key_pattern is None and updated.column("phone").max == df["phone"].max()
+    assert list(training_view(df, updated).columns) == ["name", "phone", "code", "v"]
+    assert not real_values(df, updated)  # nothing left to keep out of the output
+    # the same edit in the whole file `synthpipe profile --write` writes (the detected kind stays)
+    written = tmp_path / "written.yaml"
+    schema.to_yaml(written)
+    text = written.read_text()
+    assert "kind: pii\n  arrow_type: string" in text
+    written.write_text(text.replace("protection: fake", "protection: model"))
+    assert schema.apply_overrides(written).column("name").model_dump() == updated.column("name").model_dump()
+
+
+@pytest.mark.parametrize("entry, says", [
+    ("- name: v\n  kind: pii\n  pii_type: phone\n  protection: model\n", "a pii column is never modeled"),
+    ("- name: name\n  kind: key\n  protection: model\n", "a key column is never modeled"),
+    ("- name: at\n  protection: model\n", r"no generator models time32\[s\] values; leave its protection at drop"),
+])
+def test_contradictory_or_unmodelable_protection_model_is_one_clear_line(tmp_path, entry, says):
+    table = pa.Table.from_pandas(_people(), preserve_index=False).append_column(
+        "at", pa.array([i * 60 for i in range(120)], pa.time32("s")))
+    schema = profile_table(table.to_pandas(), "t", table.schema)
+    path = tmp_path / "bad.yaml"
+    path.write_text("columns:\n" + entry)
+    with pytest.raises(InputError, match=says) as info:
+        schema.apply_overrides(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_categorical_override_of_a_date_column_is_one_clear_line(tmp_path):
+    """A CSV date column reads as date32 (datetime.date values): such values cannot be written as
+    categories into the release's expectations (exit 3 in suppressed_schema before)."""
+    days = [dt.date(1992, 4, 30) + dt.timedelta(days=i % 5) for i in range(60)]
+    table = pa.table({"death_date": pa.array(days, pa.date32()), "age": pa.array(range(60))})
+    schema = profile_table(table.to_pandas(), "t", table.schema)
+    for kind in ("categorical", "boolean"):
+        path = tmp_path / f"{kind}.yaml"
+        path.write_text(f"columns:\n- name: death_date\n  kind: {kind}\n")
+        with pytest.raises(InputError, match=r"'death_date': date32\[day\] values cannot be .*keep kind: datetime") as info:
+            schema.apply_overrides(path)
+        assert "\n" not in str(info.value)
+    dropped = tmp_path / "drop.yaml"  # a categorical that is not modeled needs no categories
+    dropped.write_text("columns:\n- name: death_date\n  kind: categorical\n  protection: drop\n")
+    assert schema.apply_overrides(dropped).column("death_date").protection == Protection.DROP
+
+
+def test_inf_is_an_input_error_without_a_numpy_warning():
+    import warnings
+
+    from validation.profile import require_finite_numbers
+
+    df = pd.DataFrame({"wind": np.r_[np.inf, np.linspace(0, 9, 59).round(1)], "n": range(60)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # decimal_places subtracted inf - inf: "invalid value"
+        schema = profile_table(df, "t")
+        with pytest.raises(InputError, match="'wind' holds 1 infinite value"):
+            require_finite_numbers(df, schema)
+
+
+def test_malformed_schema_yaml_is_one_line_naming_where(tmp_path):
+    _, schema = real_table("planes")
+    path = tmp_path / "bad.yaml"
+    path.write_text("columns:\n- name: year\n  kind: [pii\n")
+    with pytest.raises(InputError) as info:
+        schema.apply_overrides(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"schema file {path} is not valid YAML: ")
+    assert "line 4, column 1" in message and "line 3, column 9" in message
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(InputError, match="cannot be read"):
+        schema.apply_overrides(folder)

@@ -203,3 +203,16 @@ def test_int_column_whose_every_value_is_rare_is_released_null():
     assert summary["rare_categories"]["zip"]["pooled_into"] == "null"
     col = suppressed_schema(schema, summary, out).column("zip")
     assert col.categories == [] and col.nullable and col.is_all_null and not col.modeled
+
+
+def test_date_values_in_a_categorical_column_are_an_input_error_naming_it(split):
+    """Date objects cannot be category values (the schema file's check refuses such an override
+    first); were they to reach the protected schema, one clear line, not a pydantic error."""
+    from validation.errors import InputError
+
+    _, schema, train = split
+    schema = _as_categorical(schema, "born")
+    out, summary = suppress(train, schema, SuppressionConfig(pool_rare_categories=False), seed=0)
+    with pytest.raises(InputError, match=r"column 'born' holds date values, which cannot be categories") as info:
+        suppressed_schema(schema, summary, out)
+    assert "\n" not in str(info.value)

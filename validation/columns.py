@@ -239,12 +239,18 @@ MILLISECONDS = "%3f"
 # ``validation.profile``), so an hours-only offset never loses its minutes.
 OFFSET_COLON = "%:z"
 OFFSET_HOURS = "%:::z"
+# Our codes for a day or month without zero padding ("Jan 1 2000", "1.3.2021"; glibc's spelling,
+# which Python's strptime lacks). Read as ``%d``/``%m`` (which take one or two digits).
+UNPADDED_DAY = "%-d"
+UNPADDED_MONTH = "%-m"
 # code -> (what strftime writes, with a marker to find it afterwards; the pattern; its rewrite).
 # Markers, not NUL: C's strftime stops at a NUL.
 _REWRITTEN = {
     MILLISECONDS: ("%f\x1f", r"(\d{3})\d{3}\x1f", r"\1"),  # the fraction cut to milliseconds
     OFFSET_COLON: ("%z\x1e", r"([+-]\d\d)(\d\d)\x1e", r"\1:\2"),
     OFFSET_HOURS: ("%z\x1d", r"([+-]\d\d)\d\d\x1d", r"\1"),
+    UNPADDED_DAY: ("%d\x1c", r"(?<!\d)0?(\d+)\x1c", r"\1"),
+    UNPADDED_MONTH: ("%m\x1b", r"(?<!\d)0?(\d+)\x1b", r"\1"),
 }
 
 
@@ -253,13 +259,16 @@ def reading_format(fmt: str | None) -> str | None:
     with or without a colon; pandas also reads hours alone)."""
     if not fmt:
         return fmt
-    return fmt.replace(MILLISECONDS, "%f").replace(OFFSET_COLON, "%z").replace(OFFSET_HOURS, "%z")
+    for code, read_as in ((MILLISECONDS, "%f"), (OFFSET_COLON, "%z"), (OFFSET_HOURS, "%z"),
+                          (UNPADDED_DAY, "%d"), (UNPADDED_MONTH, "%m")):
+        fmt = fmt.replace(code, read_as)
+    return fmt
 
 
 def format_datetimes(stamps: pd.Series, fmt: str) -> pd.Series:
     """``stamps.dt.strftime(fmt)``, also for our codes :data:`MILLISECONDS` (the fraction truncated
-    to milliseconds: data read in that format holds whole milliseconds), :data:`OFFSET_COLON` and
-    :data:`OFFSET_HOURS`."""
+    to milliseconds: data read in that format holds whole milliseconds), :data:`OFFSET_COLON`,
+    :data:`OFFSET_HOURS`, :data:`UNPADDED_DAY` and :data:`UNPADDED_MONTH`."""
     codes = [code for code in _REWRITTEN if code in fmt]
     for code in codes:
         fmt = fmt.replace(code, _REWRITTEN[code][0])

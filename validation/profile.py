@@ -17,13 +17,17 @@ from validation.columns import (
     MILLISECONDS,
     OFFSET_COLON,
     OFFSET_HOURS,
+    UNPADDED_DAY,
+    UNPADDED_MONTH,
     datetime_ticks,
     decimal_places,
+    format_datetimes,
     numeric_values,
     reading_format,
     require_finite,
     utc_format,
 )
+from validation.errors import InputError
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -50,8 +54,14 @@ _PII_NAMES: list[tuple[re.Pattern, PIIType]] = [
     (re.compile(r"(?<!mac)(?<!mac_)address|street|zip_?code|postcode"), PIIType.ADDRESS),
     (re.compile(r"card_?(number|no)|credit_?card|iban"), PIIType.CREDIT_CARD),
 ]
-_KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)|_?(number|no)$", re.I)
-_STRICT_KEY_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)(_|$)", re.I)
+# Names of key columns, tested on the lower-cased name with spaces, hyphens and dots as "_" and
+# camelCase split ("userId", "customerID" -> "user_id", "customer_id"): a whole word "id", "ident",
+# "identifier", "uuid" or "guid" (or "key" as the last word) at either end; never a prefix of a
+# longer word ("identified_count", "idle", "paid" and "keyboard" are no keys). _KEY_NAME also takes
+# "number"/"no" endings (invoice_no), for text columns only: a numeric "number" is usually a count.
+_ID_WORDS = r"id|ident|identifier|uuid|guid"
+_STRICT_KEY_NAME = re.compile(rf"(^|_)({_ID_WORDS}|key)$|^({_ID_WORDS})(_|$)", re.I)
+_KEY_NAME = re.compile(rf"{_STRICT_KEY_NAME.pattern}|_?(number|no)$", re.I)
 
 
 def profile_table(df: pd.DataFrame, name: str, arrow_schema: pa.Schema | None = None) -> TableSchema:
@@ -134,10 +144,18 @@ def _profile_column(s: pd.Series, arrow_type: pa.DataType) -> ColumnSchema:
     return ColumnSchema(kind=kind, protection=default_protection(kind), **base, **extra)
 
 
+def _key_words(name: str) -> str:
+    """``name`` as the key-name patterns read it: camelCase split at a lower-case letter followed
+    by "Id"/"ID" (or "Uuid", "UUID", ...), spaces, hyphens and dots as "_", lower case."""
+    name = re.sub(r"(?<=[a-z0-9])(?=(?:Id|ID|Uuid|UUID|Guid|GUID)$)", "_", name)
+    return re.sub(r"[\s.\-]+", "_", name).lower()
+
+
 def _detect_kind(
     s: pd.Series, non_null: pd.Series, arrow_type: pa.DataType, n_unique: int
 ) -> tuple[ColumnKind, dict]:
     name = str(s.name).lower()
+    key_name = _key_words(str(s.name))
     if len(non_null) == 0:
         return _kind_from_arrow(arrow_type), {}
     if pa.types.is_boolean(arrow_type) or pd.api.types.is_bool_dtype(non_null):
@@ -151,7 +169,7 @@ def _detect_kind(
     if pa.types.is_decimal(arrow_type):
         return ColumnKind.FLOAT, numeric_range(non_null) | {"decimals": arrow_type.scale}
     if pd.api.types.is_numeric_dtype(non_null):
-        if _STRICT_KEY_NAME.search(name) and unique_ratio == 1.0 and len(non_null) >= 20:
+        if _STRICT_KEY_NAME.search(key_name) and unique_ratio == 1.0 and len(non_null) >= 20:
             return ColumnKind.KEY, numeric_range(non_null)
         if pa.types.is_integer(arrow_type) or pd.api.types.is_integer_dtype(non_null):
             return ColumnKind.INTEGER, numeric_range(non_null)
@@ -167,7 +185,7 @@ def _detect_kind(
         return ColumnKind.PII, {"pii_type": pii}
     no_spaces = not sample.str.contains(r"\s").any()
     if unique_ratio == 1.0 and len(non_null) >= 20 and no_spaces and (
-        _KEY_NAME.search(name) or sample.str.len().max() <= 40
+        _KEY_NAME.search(key_name) or sample.str.len().max() <= 40
     ):
         return ColumnKind.KEY, {"key_pattern": _key_pattern(sample)}
     mean_len = float(sample.str.len().mean())
@@ -214,8 +232,10 @@ def numeric_range(values: pd.Series | np.ndarray) -> dict:
 
 
 def _decimals(values: pd.Series) -> int:
-    """:func:`validation.columns.decimal_places` of a column."""
-    return decimal_places(values.to_numpy(dtype=float))
+    """:func:`validation.columns.decimal_places` of a column. inf and -inf (an input error, raised
+    by :func:`require_finite_numbers` once the schema file is applied) warn nothing here."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return decimal_places(values.to_numpy(dtype=float))
 
 
 def category_counts(values: pd.Series) -> list[CategoryCount]:
@@ -225,6 +245,11 @@ def category_counts(values: pd.Series) -> list[CategoryCount]:
     out = []
     for v, c in counts.items():
         v = v.item() if hasattr(v, "item") else v
+        if not isinstance(v, (str, int, float, bool)):  # dates, times, bytes: no category values
+            raise InputError(
+                f"column {values.name!r} holds {type(v).__name__} values, which cannot be categories "
+                "(text, numbers or booleans): give it kind datetime, or protection drop, in the schema file"
+            )
         out.append(CategoryCount(value=v, count=int(c)))
     return out
 
@@ -245,7 +270,11 @@ def _pii_by_content(sample: pd.Series) -> PIIType | None:
     return None
 
 
-_DATETIME_FORMATS = [
+# Formats profiled before the write-back check below: their values may lack zero padding that
+# they are written with ("1/3/2021" is written "01/03/2021", "2020-1-5" "2020-01-05"); kept so,
+# since such columns would otherwise be profiled as phone numbers or keys. The digits of
+# fractions of seconds are checked for these too (see _datetime_format).
+_PADDED_ON_WRITE = [
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S.%3f",
@@ -254,9 +283,24 @@ _DATETIME_FORMATS = [
     "%Y-%m-%d %H:%M:%S.%3f",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
+    # Day-first before month-first in each layout, here and below: the first format every value
+    # reads in wins, so a column whose days and months are all up to 12 is taken day-first, and
+    # one value with a day above 12 in front makes it month-first.
     "%d/%m/%Y",
     "%m/%d/%Y",
     "%Y/%m/%d",
+]
+# Every format after those must write each value back exactly as it reads: zero padding as read
+# (an unpadded day or month, "Jan 1 2000" as vega's stocks.csv writes it, "1.3.2021", takes the
+# codes UNPADDED_DAY/UNPADDED_MONTH, tried after the padded layout), month names in the case
+# strftime writes ("Jan").
+_NUMERIC_DATES = ["{d}.{m}.%Y", "{m}.{d}.%Y", "%Y.{m}.{d}", "{d}-{m}-%Y", "{m}-{d}-%Y"]
+_MONTH_NAME_DATES = ["%b {d} %Y", "%b {d}, %Y", "{d} %b %Y", "%Y-%b-{d}", "{d}-%b-%Y", "%B {d} %Y", "%B {d}, %Y",
+                     "{d} %B %Y"]
+_DATETIME_FORMATS = _PADDED_ON_WRITE + [
+    layout.format(d=d, m=m)
+    for layout in _NUMERIC_DATES + _MONTH_NAME_DATES
+    for d, m in (("%d", "%m"), (UNPADDED_DAY, UNPADDED_MONTH))
 ]
 # UTC ("Z") or a UTC offset ending an ISO timestamp: stripped before the formats above are tried
 _OFFSET = re.compile(r"(?:(?<=\d:\d\d)|(?<=\.\d{3})|(?<=\.\d{6}))(Z|[+-]\d\d(?::?\d\d)?)$")
@@ -267,7 +311,9 @@ def _datetime_format(sample: pd.Series) -> str | None:
 
     Only formats that write the values back exactly as they read (the encoder and the release
     format the model's datetimes with it): ``%f`` writes six digits, so fractions of seconds
-    count only with all six, or all three (milliseconds, :data:`MILLISECONDS`).
+    count only with all six, or all three (milliseconds, :data:`MILLISECONDS`); and every value
+    must be written back as read (see :func:`_parses`), but for the zero padding that the formats
+    of :data:`_PADDED_ON_WRITE` add.
 
     An offset every value shares is kept as literal text (the times are taken as they read). Offsets
     that vary (local time across daylight saving, "-05:00" and "-04:00") are read as instants and
@@ -299,17 +345,24 @@ def _datetime_format(sample: pd.Series) -> str | None:
 
 
 def _parses(sample: pd.Series, fmt: str) -> bool:
-    """Every value reads in ``fmt``: pandas first, then Python for what pandas cannot hold
-    (9999-12-31 sentinels are beyond datetime64[ns]), as ``validation.columns.datetime_ticks``."""
+    """Every value reads in ``fmt`` and ``fmt`` writes it back exactly as it reads (see
+    :data:`_PADDED_ON_WRITE` for the exceptions). Read with pandas first, then Python for what
+    pandas cannot hold (9999-12-31 sentinels are beyond datetime64[ns]), as
+    ``validation.columns.datetime_ticks``; written with ``validation.columns.format_datetimes``,
+    as the encoder and the release write them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parsed = pd.to_datetime(sample, format=reading_format(fmt), errors="coerce")
+    stamps = parsed.astype("datetime64[us]")
     for v in sample[parsed.isna()].unique():
         try:
-            dt.datetime.strptime(v, reading_format(fmt))
+            value = dt.datetime.strptime(v, reading_format(fmt))
         except ValueError:
             return False
-    return True
+        stamps[sample == v] = np.datetime64(value, "us")
+    if fmt in _PADDED_ON_WRITE:
+        return True
+    return bool((format_datetimes(stamps, fmt) == sample).all())
 
 
 def _key_pattern(sample: pd.Series) -> str:

@@ -158,11 +158,13 @@ class TableSchema(BaseModel):
     def apply_overrides(self, path: Path) -> "TableSchema":
         """Apply a user's schema file: any column field given there wins over detection."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"schema file not found: {path}") from None
         except yaml.YAMLError as exc:
-            raise InputError(f"schema file {path} is not valid YAML: {exc}") from None
+            raise InputError(f"schema file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8
+            raise InputError(f"schema file {path} cannot be read: {_one_line(exc)}") from None
         if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
             raise InputError(f"schema file {path} needs a 'columns' list")
         by_name = {c.name: c for c in self.columns}
@@ -182,10 +184,97 @@ class TableSchema(BaseModel):
             if "protection" not in entry and isinstance(entry.get("kind"), str) and entry["kind"] in _KINDS:
                 merged["protection"] = default_protection(ColumnKind(entry["kind"]))
             try:
-                updated[name] = ColumnSchema.model_validate(merged)
+                col = ColumnSchema.model_validate(merged)
             except Exception as exc:  # pydantic's message names the bad field
                 first = str(exc).splitlines()
                 raise InputError(
-                    f"schema file {path}, column {name!r}: {' '.join(first[:3])}"
+                    f"schema file {path}, column {name!r}: {_one_line(' '.join(first[:3]))}"
                 ) from None
+            if col.protection == Protection.MODEL and default_protection(col.kind) != Protection.MODEL:
+                # a file written by `synthpipe profile --write` repeats the detected kind beside the
+                # edited protection: only a kind other than the detected one contradicts it
+                explicit_kind = "kind" in entry and entry["kind"] != by_name[name].kind.value
+                col = _modeled_as_detected_type(col, explicit_kind, where=f"schema file {path}")
+            _require_modelable(col, where=f"schema file {path}")
+            updated[name] = col
         return self.model_copy(update={"columns": [updated[c.name] for c in self.columns]})
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its own message spans lines, with a
+    copy of the offending line and a caret under it)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return _one_line(exc)
+    at = lambda mark: f"line {mark.line + 1}, column {mark.column + 1}"  # noqa: E731
+    out = _one_line(exc.problem or "") or "malformed"
+    if exc.problem_mark is not None:
+        out += f" at {at(exc.problem_mark)}"
+    if exc.context:
+        out += f" ({_one_line(exc.context)}" + (f" from {at(exc.context_mark)})" if exc.context_mark is not None else ")")
+    return out
+
+
+_TEMPORAL_ARROW = ("date", "timestamp")
+_INTEGER_ARROW = ("int", "uint")
+_NUMERIC_ARROW = _INTEGER_ARROW + ("float", "double", "halffloat", "decimal")
+_TEXT_ARROW = ("string", "large_string", "string_view", "utf8", "large_utf8", "null")
+
+
+def _arrow_family(arrow_type: str) -> str:
+    """``"integer"``, ``"float"`` (also decimals), ``"temporal"`` (dates, timestamps),
+    ``"boolean"``, ``"text"`` (also null) or ``"other"`` (times of day, durations, binary, nested:
+    no generator models them) for an Arrow type as ``str(pa.DataType)`` writes it (a dictionary
+    type by its values)."""
+    t = arrow_type.strip().removeprefix("dictionary<values=")
+    if t.startswith(_TEMPORAL_ARROW):
+        return "temporal"
+    if t.startswith(_NUMERIC_ARROW):
+        return "integer" if t.startswith(_INTEGER_ARROW) else "float"
+    if t.startswith("bool"):
+        return "boolean"
+    if t.startswith(_TEXT_ARROW):
+        return "text"
+    return "other"
+
+
+def _modeled_as_detected_type(col: ColumnSchema, explicit_kind: bool, where: str) -> ColumnSchema:
+    """A key, PII or free-text column whose schema entry says ``protection: model``: the user
+    overrides the detection, so the generator learns it as the kind its values have (numbers as
+    integer or float, text as categorical, dates as datetime); its PII type and key shape no
+    longer apply. The same entry naming kind key/pii/text is a contradiction, and a column whose
+    values no generator models (times of day, binary, nested) cannot be modeled: both are errors.
+    ``explicit_kind``: the entry sets the kind to key, pii or text (not the detected kind)."""
+    family = _arrow_family(col.arrow_type)
+    if explicit_kind:
+        raise InputError(
+            f"{where}, column {col.name!r}: a {col.kind.value} column is never modeled (its protection is "
+            f"regenerate, fake or drop); to have the generator learn it, give it the kind of its values "
+            f"(categorical, integer, float, boolean or datetime) or leave out kind"
+        )
+    if family == "other":
+        raise InputError(
+            f"{where}, column {col.name!r}: no generator models {col.arrow_type} values; leave its "
+            f"protection at drop"
+        )
+    kind = {"integer": ColumnKind.INTEGER, "float": ColumnKind.FLOAT, "temporal": ColumnKind.DATETIME,
+            "boolean": ColumnKind.BOOLEAN}.get(family, ColumnKind.CATEGORICAL)
+    return col.model_copy(update={"kind": kind, "pii_type": None, "key_pattern": None})
+
+
+def _require_modelable(col: ColumnSchema, where: str) -> None:
+    """A modeled categorical or boolean column must hold values that can be categories: text,
+    numbers or booleans. Dates as categories would be written as text into the release's
+    expectations and lose their type in the generators: refused, with what to use instead."""
+    if not col.modeled or col.kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+        return
+    family = _arrow_family(col.arrow_type)
+    if family in ("temporal", "other"):
+        instead = "keep kind: datetime" if family == "temporal" else "set protection: drop"
+        raise InputError(
+            f"{where}, column {col.name!r}: {col.arrow_type} values cannot be {col.kind.value} "
+            f"(categories must be text, numbers or booleans); {instead}"
+        )
