@@ -366,8 +366,9 @@ def _check(result: GateResult, name: str):
 
 
 def test_tiny_holdout_chance_copies_pass_the_identical_match_check():
-    """A 14-row holdout with no copies says little about the copy rate: 3 chance copies in
-    2,000 synthetic rows of a discrete 3-column table (heart-like) are no leak."""
+    """69 real rows no generator saw (14 holdout, 55 train) with no copies say little about the
+    copy rate: 3 copies in 2,000 synthetic rows of a 3-column table (heart-like) cannot be told
+    from chance."""
     from validation.profile import profile_table
 
     rng = np.random.default_rng(1)
@@ -382,11 +383,12 @@ def test_tiny_holdout_chance_copies_pass_the_identical_match_check():
     assert rows["holdout"] == 0 and rows["synthetic"] >= 3
     check = _check(result, "identical_match_share")
     assert check.passed, check.detail
-    assert check.threshold > 0.3  # 14 holdout rows cannot rule out a copy rate of a third
+    assert 0.05 < check.threshold < 0.15  # 69 reference rows cannot rule out a rate of a tenth
 
 
 def test_identical_match_allows_chance_copies_but_catches_a_two_percent_leak():
-    """Holdout of 1,000 rows with no copy: a few chance copies in 2,500 rows pass, 2% fail."""
+    """Holdout of 1,000 rows and train of 4,000 with no copy: a few chance copies in 2,500 rows
+    pass, 2% fail."""
     from validation.gate import identical_match_limit
     from validation.profile import profile_table
 
@@ -397,14 +399,14 @@ def test_identical_match_allows_chance_copies_but_catches_a_two_percent_leak():
 
     train, holdout, fresh = table(4000, 1), table(1000, 2), table(2500, 3)
     schema = profile_table(pd.concat([train, holdout, fresh]), "t")
-    allowed = identical_match_limit(0, 1000, 2500, 3.0)
-    assert 5 <= allowed < 50  # about 0.8%: two-proportion noise at these sizes
+    allowed = identical_match_limit(0, 1000 + 4000, 2500, 3.0)
+    assert 5 <= allowed < 10  # about 0.2%: two-proportion noise at these sizes
     for copies, should_pass in ((5, True), (50, False)):
         syn = pd.concat([fresh.iloc[copies:], train.iloc[:copies]], ignore_index=True)
         check = _check(run_gate(train, holdout, syn, schema), "identical_match_share")
         assert check.passed is should_pass, (copies, check.detail)
     assert f"({copies} of 2500) copy a training row" in check.detail
-    assert "(0 of 1000)" in check.detail
+    assert "(0 of 1000 holdout rows, 0 of 4000 train rows repeating another)" in check.detail
 
 
 def test_identical_match_limit_is_exact_and_calibrated():
@@ -485,3 +487,46 @@ def test_dcr_p5_bounds_are_distribution_free():
     s = np.r_[rng.exponential(1, 2250), np.full(250, 1e-4)]
     lo, up = dcr_p5_bounds(h, s, 3.0)
     assert up < 0.5 * lo
+
+
+def test_small_holdout_does_not_open_the_identical_match_check_to_copies():
+    """A 50-row holdout without copies: train rows checked against the rest of their split show
+    that chance copies are rare, so 10% of synthetic rows copied from train fail (with the holdout
+    alone as reference, Fisher's test allowed 13.5%)."""
+    from validation.profile import profile_table
+
+    def table(n, seed):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"a": rng.normal(size=n), "b": np.round(rng.gamma(2, 10, n), 2),
+                             "c": rng.choice(["x", "y", "z"], n)})
+
+    train, holdout, fresh = table(200, 1), table(50, 2), table(200, 3)
+    schema = profile_table(pd.concat([train, holdout, fresh]), "t")
+    leaky = pd.concat([fresh.iloc[20:], train.iloc[:20]], ignore_index=True)
+    check = _check(run_gate(train, holdout, leaky, schema), "identical_match_share")
+    assert not check.passed and "0 of 200 train rows repeating another" in check.detail
+    assert _check(run_gate(train, holdout, fresh, schema), "identical_match_share").passed
+
+
+def test_train_repeats_count_rows_equal_to_another_train_row():
+    from validation.columns import prepare_tables
+    from validation.privacy import train_repeat_count
+    from validation.profile import profile_table
+
+    train = pd.DataFrame({"a": [1, 1, 2, 3, 3, 3, 4], "b": ["x", "x", "x", "y", "y", "y", "z"]})
+    prep = prepare_tables({"train": train, "holdout": train.iloc[:2], "synthetic": train.iloc[:2]},
+                          profile_table(train, "t"))
+    assert train_repeat_count(prep) == 5  # (1, x) twice, (3, y) three times
+
+
+def test_a_lowered_fidelity_floor_scores_synthetic_rows_in_holdout_sized_samples(tiny):
+    """Against a 10-row holdout's low ceiling, uniform noise in the right ranges scored over it
+    with all its rows (a larger table scores higher); in samples of the holdout's size it fails."""
+    train, holdout, synthetic, schema = tiny
+    rng = np.random.default_rng(0)
+    noise = pd.DataFrame({c: (rng.uniform(train[c].min(), train[c].max(), 400) if pd.api.types.is_numeric_dtype(train[c])
+                              else rng.choice(train[c].dropna().unique(), 400)) for c in train.columns})
+    result = run_gate(train, holdout, noise, schema)
+    check = _check(result, "fidelity_score")
+    assert check.threshold < 0.75 and not check.passed, check.detail
+    assert result.metrics["fidelity_score_holdout_sized"] < check.value  # all 400 rows score higher

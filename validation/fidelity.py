@@ -20,7 +20,7 @@ The code is vectorized numpy (SDMetrics' per-pair loops take minutes at 50k rows
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -302,6 +302,27 @@ def _mean(values: list[float]) -> float | None:
 def _overall(shape: float | None, pair: float | None) -> float | None:
     parts = [v for v in (shape, pair) if v is not None]
     return float(np.mean(parts)) if parts else None
+
+
+def sized_like_holdout_score(
+    prep: PreparedTables, draws: int = 8, seed: int = 0, max_levels: int = 20, n_bins: int = 10
+) -> float | None:
+    """The overall score of synthetic rows drawn as many as the holdout has (without replacement,
+    the mean of ``draws`` draws): the score is 1 - a sampling distance, so a larger table scores
+    higher, and only a sample of the holdout's size compares like with like with its ceiling."""
+    n = prep.n_rows("holdout")
+    if n == 0 or prep.n_rows("synthetic") <= n:
+        return _overall(_mean(list(column_shapes(prep, "synthetic").values())),
+                        _mean([p.score for p in pair_trends(prep, "synthetic", max_levels=max_levels, n_bins=n_bins)]))
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(draws):
+        idx = np.sort(rng.choice(prep.n_rows("synthetic"), n, replace=False))
+        sub = replace(prep, num={**prep.num, "sized": prep.num["synthetic"][idx]},
+                      cat={**prep.cat, "sized": prep.cat["synthetic"][idx]})
+        scores.append(_overall(_mean(list(column_shapes(sub, "sized").values())),
+                               _mean([p.score for p in pair_trends(sub, "sized", max_levels=max_levels, n_bins=n_bins)])))
+    return _mean([s for s in scores if s is not None])
 
 
 def evaluate_fidelity(

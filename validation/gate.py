@@ -38,8 +38,9 @@ class GateConfig(BaseModel):
         "by at most this share, or by sampling noise, whichever is larger: the most copies an "
         "honest generator (one that copies training rows no more often than fresh real rows do) "
         "reaches except with the one-sided probability of noise_z standard errors, from "
-        "Fisher's exact test of the synthetic and holdout counts (so a holdout with no copies, "
-        "or of a dozen rows, still allows chance matches)",
+        "Fisher's exact test of the synthetic count against real rows no generator saw (the "
+        "holdout's rows, and each train row against the rest of the split), so chance matches "
+        "of a table of few coarse columns pass",
     )
     max_dcr_share: float = Field(
         0.53,
@@ -250,7 +251,7 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
-def _fidelity_checks(fid, config: GateConfig) -> list[CheckResult]:
+def _fidelity_checks(fid, config: GateConfig, sized_score: float | None = None) -> list[CheckResult]:
     from validation.fidelity import FidelityResult
 
     assert isinstance(fid, FidelityResult)
@@ -264,17 +265,22 @@ def _fidelity_checks(fid, config: GateConfig) -> list[CheckResult]:
     if fid.ceiling is not None and fid.ceiling - config.fidelity_ceiling_margin < floor:
         required = fid.ceiling - config.fidelity_ceiling_margin
     lowered = required < floor
-    ok = fid.score >= required
+    # Against a lowered floor the synthetic rows are scored in samples of the holdout's size: a
+    # larger table scores higher (the score is 1 - a sampling distance), which lifted uniform
+    # noise in the right ranges over the ceiling of a 10-row holdout.
+    scored = sized_score if lowered and sized_score is not None else fid.score
+    ok = scored >= required
     why = (
         f"the holdout ceiling {fid.ceiling:.3f} less the margin {config.fidelity_ceiling_margin}, "
-        f"since real held-out rows score below the floor {floor} + margin" if lowered
+        f"since real held-out rows score below the floor {floor} + margin; synthetic rows scored in "
+        f"samples of the holdout's size: {scored:.3f}" if lowered
         else f"the floor {floor}; holdout ceiling {fid.ceiling:.3f}" if fid.ceiling is not None
         else f"the floor {floor}"
     )
     checks.append(
         CheckResult(
             "fidelity_score", "fidelity", ok, value=_r(fid.score), threshold=_r(required),
-            detail=(f"fidelity {fid.score:.3f} is below the required {required:.3f} ({why})" if not ok
+            detail=(f"fidelity {scored:.3f} is below the required {required:.3f} ({why})" if not ok
                     else f"required {required:.3f}: {why}" if lowered else ""),
         )
     )
@@ -300,27 +306,28 @@ def _fidelity_checks(fid, config: GateConfig) -> list[CheckResult]:
     return checks
 
 
-def identical_match_limit(holdout_matches: int, holdout_rows: int, synthetic_rows: int, z: float) -> int:
+def identical_match_limit(reference_matches: int, reference_rows: int, synthetic_rows: int, z: float) -> int:
     """Most synthetic rows equal to a training row that an honest generator's ``synthetic_rows``
     reach, except with the one-sided probability of ``z`` standard errors (0.13% at z = 3).
 
     An honest generator's rows copy a training row as often as fresh real rows do, at an unknown
-    rate p that the holdout only estimates (``holdout_matches`` of ``holdout_rows``). Given the
+    rate p that real rows no generator saw estimate (``reference_matches`` of ``reference_rows``:
+    the holdout's rows, and each train row checked against the rest of the split). Given the
     copies of both tables together, the synthetic table's share of them is hypergeometric
-    whatever p is (Fisher's exact test), so the limit holds for tiny holdouts and for a holdout
-    with no copies at all, where rate + z standard errors of the holdout rate alone is 0 and
-    quarantines any chance match. For large tables it is the holdout's rate plus z standard
-    errors of the difference of the two rates.
+    whatever p is (Fisher's exact test), so the limit holds for tiny tables and for a reference
+    with no copies at all, where rate + z standard errors of the rate alone is 0 and quarantines
+    any chance match. For large tables it is the reference rate plus z standard errors of the
+    difference of the two rates.
     """
     from scipy.stats import hypergeom, norm
 
     if synthetic_rows <= 0:
         return 0
     alpha = float(norm.sf(z))
-    total = holdout_rows + synthetic_rows
+    total = reference_rows + synthetic_rows
 
     def p_value(count: int) -> float:  # P(synthetic copies >= count | all copies)
-        return float(hypergeom.sf(count - 1, total, holdout_matches + count, synthetic_rows))
+        return float(hypergeom.sf(count - 1, total, reference_matches + count, synthetic_rows))
 
     lo, hi = 0, synthetic_rows  # p_value(0) = 1 passes; the p-value falls as the count grows
     if p_value(hi) > alpha:
@@ -348,12 +355,13 @@ def run_gate(
 ) -> GateResult:
     """Every check of the gate on the synthetic table, against the train split and the holdout."""
     from validation.columns import prepare_tables
-    from validation.fidelity import evaluate_fidelity
+    from validation.fidelity import evaluate_fidelity, sized_like_holdout_score
     from validation.privacy import (
         distance_metrics,
         encode,
         identical_match_shares,
         outlier_exposure,
+        train_repeat_count,
         rare_combination_exposure,
         value_overlap,
     )
@@ -402,7 +410,11 @@ def run_gate(
     result.metrics["fidelity_score"] = fid.score
     result.metrics["fidelity_ceiling"] = fid.ceiling
     result.artifacts["correlations"] = fid.rho
-    result.checks.extend(_fidelity_checks(fid, config))
+    sized = None
+    if fid.score is not None and fid.ceiling is not None and fid.ceiling - config.fidelity_ceiling_margin < config.min_fidelity:
+        sized = sized_like_holdout_score(prep, seed=config.seed, max_levels=config.max_levels)
+        result.metrics["fidelity_score_holdout_sized"] = sized
+    result.checks.extend(_fidelity_checks(fid, config, sized))
     timing["fidelity"] = time.perf_counter() - t
 
     # --- privacy: exact copies --------------------------------------------------------------
@@ -411,16 +423,21 @@ def run_gate(
     synth_rate, holdout_rate = identical_match_shares(prep)
     result.metrics["identical_match_share"] = synth_rate
     result.metrics["holdout_identical_match_share"] = holdout_rate
-    # Both rates are estimates (the holdout's from n_h rows, the synthetic one from n_s): the
+    # How often real rows no generator saw copy a train row by chance: the holdout's rows and
+    # each train row against the rest of the split (four times the holdout's rows at an 80/20
+    # split, so a small holdout with no copies does not leave the chance rate wide open). The
     # limit is the most copies an honest generator reaches except with the probability of
-    # noise_z standard errors (Fisher's exact test; see identical_match_limit).
-    ph_s, ph_h = prep.n_rows("synthetic"), prep.n_rows("holdout")
+    # noise_z standard errors (Fisher's exact test; see identical_match_limit). Counts are
+    # compared, not shares, so a count at the limit passes.
+    ph_s, ph_h, ph_t = prep.n_rows("synthetic"), prep.n_rows("holdout"), prep.n_rows("train")
     copies_s, copies_h = round(synth_rate * ph_s), round(holdout_rate * ph_h)
-    allowed = identical_match_limit(copies_h, ph_h, ph_s, z)
-    noise = allowed / ph_s - holdout_rate if ph_s else 1.0
-    limit = holdout_rate + max(config.max_identical_match_excess, noise)
-    ok = synth_rate <= limit
-    result.metrics["identical_match_rows"] = {"synthetic": copies_s, "holdout": copies_h,
+    repeats_t = train_repeat_count(prep)
+    reference_rate = (copies_h + repeats_t) / max(ph_h + ph_t, 1)
+    allowed = max(identical_match_limit(copies_h + repeats_t, ph_h + ph_t, ph_s, z),
+                  math.floor((reference_rate + config.max_identical_match_excess) * ph_s + 1e-9))
+    limit = allowed / ph_s if ph_s else 1.0
+    ok = copies_s <= allowed
+    result.metrics["identical_match_rows"] = {"synthetic": copies_s, "holdout": copies_h, "train_repeats": repeats_t,
                                               "synthetic_allowed": allowed}
     result.checks.append(
         CheckResult(
@@ -430,9 +447,10 @@ def run_gate(
             value=round(synth_rate, 6),
             threshold=round(limit, 6),
             detail="" if ok else (
-                f"{synth_rate:.2%} of synthetic rows ({copies_s} of {ph_s}) copy a training row; the "
-                f"holdout's own rate is {holdout_rate:.2%} ({copies_h} of {ph_h}), and fresh real rows "
-                f"would copy at most {limit:.2%} (noise_z {z:g})"
+                f"{synth_rate:.2%} of synthetic rows ({copies_s} of {ph_s}) copy a training row; real rows "
+                f"no generator saw do so at {reference_rate:.2%} ({copies_h} of {ph_h} holdout rows, "
+                f"{repeats_t} of {ph_t} train rows repeating another), so at most {allowed} ({limit:.2%}) "
+                f"are chance (noise_z {z:g})"
             ),
         )
     )

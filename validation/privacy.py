@@ -285,6 +285,16 @@ def distance_metrics(
 # Exact-match metrics
 
 
+def train_repeat_count(prep: PreparedTables) -> int:
+    """Train rows equal to another train row on all prepared columns: each train row, checked
+    against the rest of the split, is one more real row that shows how often fresh real rows
+    copy a train row by chance (0 in a table of continuous columns, high in a few coarse ones)."""
+    if not prep.columns or prep.n_rows("train") < 2:
+        return 0
+    _, inverse, counts = np.unique(row_keys(prep, "train"), return_inverse=True, return_counts=True)
+    return int((counts[inverse] > 1).sum())
+
+
 def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
     """Share of synthetic rows, and of holdout rows, equal to some train row on all prepared
     columns (canonical values, so CSV-vs-Parquet dtype differences do not hide copies)."""
