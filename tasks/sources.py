@@ -307,13 +307,31 @@ def _numeric(v: str) -> bool:
         return False
 
 
+# missing-value markers that hold a letter (those without one, ``?`` ``-`` ``.``, are no name anyway)
+_MISSING = frozenset({"na", "n/a", "n.a.", "nd", "n.d.", "nr", "none", "missing", "unknown"})
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _name_like(cell: str) -> bool:
+    """A cell that can only be a column name: it holds a letter, is no number, no null or
+    missing-value spelling (``?``, ``NA``, ``n.d.``) and no censored value (``<0.5``, ``>LOD``)."""
+    return (
+        bool(_LETTER.search(cell))
+        and cell not in _NULLS
+        and cell.lower() not in _MISSING
+        and not _numeric(cell)
+        and not cell.startswith(("<", ">", "\u2264", "\u2265"))
+    )
+
+
 def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
     """csv.Sniffer's type test, plus two rules for what it misses:
 
     * a first row of distinct non-numeric names that never reappear in their column below is a
       header (all-text tables);
-    * a first row with a name (not a null spelling, not a number) above a column whose sampled
-      values are all numbers is a header, even when other header cells are numbers (a pivot with
+    * a first row with a name (a cell holding a letter that is no number, null or missing-value
+      spelling and no censored value such as ``<0.5``) above a column whose sampled values are all
+      numbers is a header, even when other header cells are numbers (a pivot with
       year columns: ``doy,2012,2013``; the Sniffer's vote goes to the many numeric cells).
     """
     try:
@@ -327,8 +345,7 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
         return True
     first, rest = rows[0], rows[1:]
     for i, name in enumerate(first):
-        cell = name.strip()
-        if cell in _NULLS or _numeric(cell):
+        if not _name_like(name.strip()):
             continue
         body = [r[i].strip() for r in rest if len(r) > i and r[i].strip() not in _NULLS]
         if body and all(_numeric(v) for v in body):
@@ -340,34 +357,49 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
+# a comma that can only be a decimal one: a fraction not of exactly three digits, or ``0,`` before it
+_UNAMBIGUOUS_COMMA = re.compile(r"[+-]?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))")
 
 
 def _decimal_commas(sample: str, delimiter: str, has_header: bool) -> bool:
     """A ``;``-separated sample with a column of decimal-comma numbers (``38,5``; what spreadsheets
-    in most of Europe write) and no column of decimal-point numbers: read ``,`` as the decimal point."""
+    in most of Europe write) and no column of decimal-point numbers: read ``,`` as the decimal point.
+
+    ``2,107`` may be a thousands separator as well: a column whose comma values all have exactly
+    three digits after the comma (and no ``0,`` before it) is ambiguous, and one such column keeps
+    the whole file as before (text), as a file-wide decimal comma would read it 1000 times too small."""
     rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
     body = rows[1:] if has_header else rows
     if not body:
         return False
     width = max(len(r) for r in body)
-    comma = point = False
+    comma = point = ambiguous = False
     for i in range(width):
         values = [r[i].strip() for r in body if len(r) > i and r[i].strip() not in _NULLS]
         if not values:
             continue
-        if all(_DECIMAL_COMMA.fullmatch(v) or v.lstrip("+-").isdigit() for v in values) and any(
-            _DECIMAL_COMMA.fullmatch(v) for v in values
-        ):
-            comma = True
+        commas = [v for v in values if _DECIMAL_COMMA.fullmatch(v)]
+        if commas and all(_DECIMAL_COMMA.fullmatch(v) or v.lstrip("+-").isdigit() for v in values):
+            if any(_UNAMBIGUOUS_COMMA.fullmatch(v) for v in commas):
+                comma = True
+            else:
+                ambiguous = True
         if any(_DECIMAL_POINT.fullmatch(v) for v in values):
             point = True
-    return comma and not point
+    return comma and not point and not ambiguous
+
+
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+_TIME = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
+_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}|[+-]\d{2}|Z|UTC|GMT|[AaPp]\.?[Mm]\.?")
 
 
 def _whitespace_delimited(sample: str, delimiter: str) -> bool:
     """The sniffed delimiter splits no line, but spaces split every sampled line into the same
     number (> 1) of fields and one field holds numbers on every line below the first: a
-    whitespace-delimited table (a one-column table of two-word names or of timestamps is not)."""
+    whitespace-delimited table (a one-column table of two-word names or of timestamps is not:
+    fields that read as parts of one timestamp, a date then a time or a time then a zone offset
+    such as ``2020-01-01 10:10:00 +0100``, keep the file one column)."""
     rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r and any(c.strip() for c in r)]
     if len(rows) < 2 or any(len(r) != 1 for r in rows):
         return False
@@ -375,25 +407,45 @@ def _whitespace_delimited(sample: str, delimiter: str) -> bool:
     width = len(tokens[0])
     if width < 2 or any(len(t) != width for t in tokens):
         return False
-    return any(all(_numeric(t[i]) for t in tokens[1:]) for i in range(width))
+    body = tokens[1:]
+    for i in range(width - 1):
+        pair = [(t[i], t[i + 1]) for t in body]
+        if all(_DATE.fullmatch(a) and _TIME.fullmatch(b) for a, b in pair) or all(
+            _TIME.fullmatch(a) and _OFFSET.fullmatch(b) for a, b in pair
+        ):
+            return False
+    return any(all(_numeric(t[i]) for t in body) for i in range(width))
 
 
 def _single_spaced(path: Path, data: bytes, encoding: str) -> bytes:
     """A whitespace-delimited file as UTF-8 with one space between fields and none at the ends
     of a line, which Arrow's reader splits (it cannot split on runs of spaces). Lines whose
     field count differs then fail Arrow's column count (one clear error), so blank cells of a
-    fixed-width file never shift silently; quoted fields (which may hold spaces) are refused."""
+    fixed-width file never shift silently; quoted fields (which may hold spaces) are refused.
+
+    Decoded and rewritten line by line: the file's whole text is never held beside its bytes."""
+    out = io.BytesIO()
     try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise _not_encoded(path, encoding, f"byte {exc.start}") from None
-    if '"' in text:
-        raise InputError(
-            f"source {path} looks whitespace-delimited and has quoted fields, which cannot be split safely: "
-            "convert it to a comma-separated file"
-        )
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line).encode("utf-8")
+        with io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline=None) as lines:
+            for line in lines:
+                if '"' in line:
+                    raise InputError(
+                        f"source {path} looks whitespace-delimited and has quoted fields, which cannot be split "
+                        "safely: convert it to a comma-separated file"
+                    )
+                fields = line.split()
+                if fields:
+                    if out.tell():
+                        out.write(b"\n")
+                    out.write(" ".join(fields).encode("utf-8"))
+    except UnicodeDecodeError:
+        try:  # the failing byte's offset in the file (the wrapper's is within its chunk)
+            codecs.decode(data, encoding)
+            where = None
+        except UnicodeDecodeError as exc:
+            where = f"byte {exc.start}"
+        raise _not_encoded(path, encoding, where) from None
+    return out.getvalue()
 
 
 def _csv_bytes(path: Path) -> bytes:
@@ -416,28 +468,41 @@ def _csv_bytes(path: Path) -> bytes:
 def read_parquet(path: Path) -> pa.Table:
     """One Parquet file, or a folder of Parquet files read as one dataset whose schema unifies
     every file's: a column some files lack is null in their rows, and a column stored with
-    different types (int64 in one file, double in another) gets the type holding both; types
-    nothing holds both of (text in one file, numbers in another) are an InputError."""
+    different types (int64 in one file, double in another, a pandas category in one and text in
+    another) gets the type holding both.
+
+    Types nothing holds both of (a time zone in one file and none in another), or values the
+    unified type cannot hold (int64 ids above 2**53 where another file has doubles), are read as
+    before: with the first file's schema, each file's values cast to it. Where that would drop a
+    column the first file lacks, or the cast fails, an InputError names the column and files."""
     try:
         if path.is_dir():
             files = parquet_files(path)
             if not files:
                 raise InputError(f"source folder {path} holds no Parquet files (*.parquet)")
             schemas = [_file_schema(Path(f)) for f in files]
-            # hive partition columns (year=2020/) are read from the paths below the folder
-            dataset = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(path))
+            # hive partition columns (year=2020/) are read from the paths below the folder;
             # the dataset takes its schema from the first file alone: unify them all instead
+            dataset = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(path))
             partitioning = dataset.partitioning
-            schema = _unified_schema(path, files, schemas, partitioning.schema if partitioning is not None else None)
-            table = pads.dataset(
-                files, schema=schema, format="parquet", partitioning=partitioning or "hive", partition_base_dir=str(path)
-            ).to_table()
+            schema = _unified_schema(schemas, partitioning.schema if partitioning is not None else None)
+            table = error = None
+            if schema is not None:
+                try:
+                    table = pads.dataset(
+                        files, schema=schema, format="parquet", partitioning=partitioning or "hive",
+                        partition_base_dir=str(path),
+                    ).to_table()
+                except _UNIFY_ERRORS as exc:
+                    error = exc
+            if table is None:
+                table = _first_file_schema_read(path, files, schemas, dataset, error)
         else:
             _file_schema(path)
             table = pq.read_table(path)
     except InputError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         msg = _without_values(str(exc))
         raise InputError(f"source {path} is not a readable Parquet file ({msg})") from None
     if table.num_rows == 0:
@@ -455,10 +520,26 @@ def _file_schema(path: Path) -> pa.Schema:
     return schema
 
 
-def _unified_schema(folder: Path, files: list[str], schemas: list[pa.Schema], partitions: pa.Schema | None) -> pa.Schema:
+_UNIFY_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+def _unified_schema(schemas: list[pa.Schema], partitions: pa.Schema | None) -> pa.Schema | None:
     """One schema for every file of a folder source (the widest file's columns and metadata
-    first, then the others' in order of appearance), plus the hive partition columns; an
-    InputError names the column and the files whose types cannot be combined."""
+    first, then the others' in order of appearance), plus the hive partition columns; None when
+    some column's types cannot be combined. A column that is dictionary-encoded (a pandas
+    category) in some files and plain in others is read as the dictionary's value type."""
+    mixed = {
+        name for name in {n for s in schemas for n in s.names}
+        if len({pa.types.is_dictionary(s.field(name).type) for s in schemas if name in s.names}) > 1
+    }
+    if mixed:
+        schemas = [
+            pa.schema(
+                [f.with_type(f.type.value_type) if f.name in mixed and pa.types.is_dictionary(f.type) else f for f in s],
+                metadata=s.metadata,
+            )
+            for s in schemas
+        ]
     # the widest file first: its column order and metadata lead, whatever the files are named
     ordered = sorted(schemas, key=lambda s: -len(s.names))
     if partitions is not None:
@@ -466,24 +547,50 @@ def _unified_schema(folder: Path, files: list[str], schemas: list[pa.Schema], pa
         ordered.append(pa.schema([p for p in partitions if p.name not in stored]))
     try:
         return pa.unify_schemas(ordered, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
+    except _UNIFY_ERRORS:
+        return None
+
+
+def _first_file_schema_read(
+    folder: Path, files: list[str], schemas: list[pa.Schema], dataset: pads.Dataset, error: Exception | None
+) -> pa.Table:
+    """The read for types the unified schema cannot take: the dataset's own, with the first
+    file's schema. A column the first file lacks would be dropped silently there, and a value
+    that does not cast fails: both are an InputError naming the column with differing types."""
+    first = set(schemas[0].names)
+    lost = [n for n in dict.fromkeys(n for s in schemas[1:] for n in s.names) if n not in first]
+    if not lost:
+        try:
+            return dataset.to_table()
+        except _UNIFY_ERRORS:
+            pass
+    conflicts = []
     for name in dict.fromkeys(n for s in schemas for n in s.names):
         where: dict[str, list[str]] = {}
         for f, s in zip(files, schemas):
             if name in s.names:
                 where.setdefault(str(s.field(name).type), []).append(os.path.relpath(f, folder))
+        if len(where) > 1:
+            conflicts.append((name, where))
+    if not conflicts:  # no type differs: the unified read failed on the files themselves
+        raise error or InputError(f"source folder {folder}: the files' schemas cannot be combined")
+    # the column that fails to combine on its own first, else the first whose types differ
+    name, where = conflicts[0]
+    for candidate, cwhere in conflicts:
+        fields = [s.field(candidate) for s in schemas if candidate in s.names]
         try:
-            pa.unify_schemas([pa.schema([s.field(name)]) for s in schemas if name in s.names], promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            kinds = "; ".join(
-                f"{t} in {', '.join(fs[:3])}{f' and {len(fs) - 3} more' if len(fs) > 3 else ''}" for t, fs in where.items()
-            )
-            raise InputError(
-                f"source folder {folder}: column {name!r} has types that cannot be combined ({kinds}); "
-                "write every file with one type for it"
-            ) from None
-    raise InputError(f"source folder {folder}: the files' schemas cannot be combined")
+            pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive")
+        except _UNIFY_ERRORS:
+            name, where = candidate, cwhere
+            break
+    kinds = "; ".join(
+        f"{t} in {', '.join(fs[:3])}{f' and {len(fs) - 3} more' if len(fs) > 3 else ''}" for t, fs in where.items()
+    )
+    missing = f" (and {', '.join(map(repr, lost))} missing from {os.path.relpath(files[0], folder)})" if lost else ""
+    raise InputError(
+        f"source folder {folder}: column {name!r} has types that cannot be combined ({kinds}){missing}; "
+        "write every file with one type for it"
+    )
 
 
 def parquet_files(folder: Path) -> list[str]:

@@ -411,3 +411,93 @@ def test_semicolon_csv_with_decimal_commas_reads_numbers(tmp_path):
     dots.write_text("a;b;c\n" + "".join(f"{i};{i},{i + 1};{i / 7:.3f}\n" for i in range(60)))
     table = _read(dots)
     assert pa.types.is_floating(table.schema.field("c").type) and pa.types.is_string(table.schema.field("b").type)
+
+
+def test_semicolon_csv_with_thousands_commas_stays_text(tmp_path):
+    # ``2,107`` may be two thousand: a column whose comma values all have three digits after the
+    # comma keeps the whole file as text, never read 1000 times too small
+    path = tmp_path / "cities.csv"
+    path.write_text("city;population;area\n" + "".join(
+        f"c{i};{1 + i % 9},{100 + 7 * i:03d};{i % 5},{11 + i}\n" for i in range(60)))
+    table = _read(path)
+    assert table.column("population").to_pylist()[:2] == ["1,100", "2,107"]
+    assert pa.types.is_string(table.schema.field("area").type)
+    # unambiguous: a fraction of another length, or ``0,`` before three digits
+    for name, cell in [("two.csv", "{i},{j:02d}"), ("zero.csv", "0,{j:03d}")]:
+        path = tmp_path / name
+        path.write_text("id;value\n" + "".join(f"{i};" + cell.format(i=i, j=10 + i) + "\n" for i in range(60)))
+        assert pa.types.is_float64(_read(path).schema.field("value").type), name
+    assert _read(tmp_path / "zero.csv").column("value")[0].as_py() == pytest.approx(0.010)
+
+
+def test_first_row_of_values_over_numbers_is_not_a_header(tmp_path):
+    # a missing-value marker or a censored value over a numeric column is data, not a name
+    numeric = "".join(f"{100001 + i},{i % 9},{i % 7},{i % 2}\n" for i in range(60))
+    mixed = "".join(f"p{i + 2},{i + 1.5},{i % 4}.1\n" for i in range(60))
+    for name, text in [("question.csv", "1000025,5,?,1\n" + numeric), ("censored.csv", "p1,<0.5,3.2\n" + mixed),
+                       ("nd.csv", "p1,n.d.,3.2\n" + mixed)]:
+        path = tmp_path / name
+        path.write_text(text)
+        table = _read(path)
+        assert table.column_names[0] == "col_1" and table.num_rows == 61, name
+    # a name over a numeric column is still a header, even when the other header cells are numbers
+    pivot = tmp_path / "pivot.csv"
+    pivot.write_text("doy,2012,2013\n" + "".join(f"{d},{d / 3:.1f},{d / 5:.1f}\n" for d in range(1, 61)))
+    assert _read(pivot).column_names == ["doy", "2012", "2013"]
+
+
+def test_parquet_folder_falls_back_to_the_first_file_schema(tmp_path):
+    def folder(name, first, second):
+        path = tmp_path / name
+        path.mkdir()
+        pq.write_table(first, path / "part-0.parquet")
+        pq.write_table(second, path / "part-1.parquet")
+        return path
+
+    # a pandas category in one file, plain text in another: text
+    table = _read(folder("category", pa.table({"a": pa.array(["x", "y"]).dictionary_encode(), "b": [1, 2]}),
+                         pa.table({"a": ["z", "x"], "b": [3, 4]})))
+    assert table.column("a").to_pylist() == ["x", "y", "z", "x"] and pa.types.is_string(table.schema.field("a").type)
+    # UTC in one file, no zone in the other: read with the first file's type, as before
+    table = _read(folder("zones", pa.table({"t": pa.array([1, 2], pa.timestamp("us", "UTC"))}),
+                         pa.table({"t": pa.array([3, 4], pa.timestamp("us"))})))
+    assert table.num_rows == 4 and table.schema.field("t").type == pa.timestamp("us", "UTC")
+    # ids above 2**53 beside doubles: the ids are kept exact (int64, the first file's type)
+    big = 2**60 + 1
+    table = _read(folder("bigint", pa.table({"id": pa.array([big, big + 2], pa.int64())}),
+                         pa.table({"id": pa.array([None, 5.0])})))
+    assert table.column("id").to_pylist() == [big, big + 2, None, 5]
+    # where the first file's schema would drop a column, one error names the column instead
+    message = _one_line_error(
+        folder("bigint_lost", pa.table({"id": pa.array([big], pa.int64())}),
+               pa.table({"id": pa.array([5.0]), "extra": ["x"]})),
+        r"column 'id' has types that cannot be combined")
+    assert "'extra' missing from part-0.parquet" in message and "not a readable" not in message
+    message = _one_line_error(
+        folder("zones_lost", pa.table({"t": pa.array([1], pa.timestamp("us", "UTC"))}),
+               pa.table({"t": pa.array([3], pa.timestamp("us")), "extra": [1]})),
+        r"column 't' has types that cannot be combined")
+    assert "'extra'" in message
+    # values the first file's type cannot hold either: the column is named, not "not a readable Parquet file"
+    message = _one_line_error(folder("bigint_frac", pa.table({"id": pa.array([big], pa.int64())}),
+                                     pa.table({"id": pa.array([5.5])})),
+                              r"column 'id' has types that cannot be combined \(int64 in part-0.parquet; double")
+
+
+def test_whitespace_split_spares_one_column_of_timestamps(tmp_path):
+    stamps = [f"2020-01-01 10:{i:02d}:00 +0100" for i in range(50)]
+    path = tmp_path / "stamps.csv"
+    path.write_text("\n".join(stamps) + "\n")
+    table = _read(path)
+    assert table.num_columns == 1 and table.column(0).to_pylist()[-1] == stamps[-1]
+    # a time then a zone offset, without a date
+    path.write_text("".join(f"10:{i:02d} -0500\n" for i in range(50)))
+    assert _read(path).num_columns == 1
+    # a whitespace table is still split, its lines rewritten one by one (invalid bytes: the file offset)
+    table_path = tmp_path / "table.dat"
+    body = "".join(f"  {i}   {i / 4:.2f}  x{i}\n" for i in range(60))
+    table_path.write_text("id value label\n" + body)
+    table = _read(table_path)
+    assert table.column_names == ["id", "value", "label"] and table.column("value")[3].as_py() == 0.75
+    table_path.write_bytes(("id value label\n" + body * 2000).encode() + b"1 2.5 caf\xe9\n")
+    _one_line_error(table_path, rf"not valid utf-8 \(byte {len(('id value label' + chr(10) + body * 2000).encode()) + 9}\)")
