@@ -452,8 +452,7 @@ class LLMGenerator(Generator):
         gen.device = sampling_device(config.device)
         gen.model = AutoModelForCausalLM.from_pretrained(
             directory / MODEL_DIR, local_files_only=True, trust_remote_code=False, use_safetensors=True,
-            dtype=torch.float32,  # as trained (see _load_pretrained); products are autocast
-        ).to(gen.device).eval()
+        ).float().to(gen.device).eval()  # float32 as trained (see _load_pretrained); products are autocast
         return gen
 
 
@@ -550,9 +549,10 @@ def _load_pretrained(path: str) -> tuple[Tokenizer, PreTrainedModel]:
     try:
         # safetensors only: loading a model must never unpickle (a .bin checkpoint could run code)
         # float32 weights whatever the checkpoint's dtype (most are stored in bf16 or fp16): AdamW
-        # on bf16 weights rounds small updates away, and fp16 overflows; products are autocast
+        # on bf16 weights rounds small updates away, and fp16 overflows; products are autocast.
+        # .float(), not dtype=: transformers before 4.56 takes no dtype argument
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                     use_safetensors=True, dtype=torch.float32)
+                                                     use_safetensors=True).float()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM with safetensors weights from {folder}: {exc}") from None
     # values are encoded alone (add_special_tokens=False): no padding or truncation may alter them
