@@ -252,6 +252,63 @@ def test_local_times_with_changing_offsets_are_datetimes_written_in_utc():
         assert np.array_equal(expected, utc.astype("int64").to_numpy() / 1e9), c.name
 
 
+def test_time_slots_and_offsets_no_zone_has_are_not_datetimes():
+    """"08:00-12:00" ends in what reads as a UTC offset: changing offsets count only when they look
+    like one zone's (at most 3, within +-14 h, at most 2 h apart, at minutes 00/30/45 past)."""
+    from validation.profile import _datetime_format
+
+    slots = [f"2021-03-{d:02d} {h:02d}:00-{h + 4:02d}:00" for d in range(1, 29) for h in (8, 13)]
+    col = profile_table(pd.DataFrame({"slot": slots, "v": range(len(slots))}), "t").column("slot")
+    assert (col.kind, col.datetime_format) == (ColumnKind.CATEGORICAL, None)  # as before offsets changed
+    stamps = pd.Series(pd.date_range("2021-03-01", periods=60, freq="7h")).dt.strftime("%Y-%m-%d %H:%M:%S")
+    cycle = lambda *offsets: stamps + np.resize(np.array(offsets), 60)  # noqa: E731
+    for offsets in [("-12:00", "-17:00"),  # slots' end times: beyond -14:00 and 5 hours apart
+                    ("-12", "-17"), ("+0900", "+1300"),  # 4 hours apart, in the other styles
+                    ("+14:00", "+15:00"),  # beyond +14:00
+                    ("-05:17", "-04:17"),  # 17 minutes past: no zone's
+                    ("+01:00", "+02:00", "+03:00", "+00:00")]:  # four offsets
+        assert _datetime_format(cycle(*offsets)) is None, offsets
+    # a zone's: daylight saving (one hour, Lord Howe's half hour), India and Nepal, Chatham at 45 past
+    for offsets, style in [(("-05:00", "-04:00"), "%:z"), (("+1030", "+1100"), "%z"), (("+05:30", "+05:45"), "%:z"),
+                           (("+12:45", "+13:45"), "%:z"), (("-12", "-11", "-10"), "%:::z"), (("+14:00", "+13:00"), "%:z")]:
+        assert _datetime_format(cycle(*offsets)) == "%Y-%m-%d %H:%M:%S" + style, offsets
+
+
+def test_formats_tried_on_the_first_distinct_values_first_choose_as_the_whole_sample(monkeypatch):
+    """Each format is tried on the first distinct values before the whole sample, and not at all
+    when their letters rule it out (a cheap way to rule out text such as "A123"): the format chosen
+    is the one chosen on the whole sample alone, on every layout profiled, also when the value that
+    decides comes after the first ones."""
+    from validation import profile
+    from validation.columns import format_datetimes
+
+    days = pd.Series(pd.date_range("2009-12-20", periods=300, freq="D"))
+    firsts = pd.Series(pd.date_range("2010-01-01", periods=12, freq="MS")).repeat(5)  # day 1: ambiguous
+    unpadded = lambda s: s.str.replace(r"(?<!\d)0(\d)", r"\1", regex=True)  # noqa: E731
+    local = pd.Series(pd.date_range("2021-01-01", periods=400, freq="23h", tz="America/New_York"))
+    columns = {name: iso_stamp_table()[name] for name in ISO_STAMPS}
+    columns |= {layout: format_datetimes(days, layout) for layout in DATE_LAYOUTS + ["%d/%m/%Y", "%Y-%m-%d %H:%M"]}
+    columns |= {
+        "unpadded_dotted": unpadded(days.dt.strftime("%d.%m.%Y")),
+        "unpadded_stocks": unpadded(days.dt.strftime("%b %d %Y")),
+        "changing_offsets": pd.Series([t.isoformat() for t in local]),
+        # the value that decides is the 61st distinct one: month-first, not day-first
+        "month_first_late": pd.concat([firsts, pd.Series([pd.Timestamp("2010-01-26")])]).dt.strftime("%m/%d/%Y"),
+        # the value that rules the format out comes late: no datetime
+        "bad_late": pd.Series(days.dt.strftime("%Y-%m-%d").tolist() + ["2021-13-45"]),
+        "upper_late": pd.Series(days.dt.strftime("%b %d %Y").tolist() + ["JAN 01 2000"]),
+        "text": pd.Series([f"A{i}" for i in range(300)]),
+        "slots": pd.Series([f"2021-03-{d:02d} {h:02d}:00-{h + 4:02d}:00" for d in range(1, 29) for h in (8, 13)]),
+        "phones": pd.Series([f"+1 212 555 {i:04d}" for i in range(300)]),
+    }
+    columns = {name: values.reset_index(drop=True).astype(object) for name, values in columns.items()}
+    chosen = {name: profile._datetime_format(values) for name, values in columns.items()}
+    monkeypatch.setattr(profile, "_FIRST_DISTINCT", 0)  # no values tried first, none ruled out by letters
+    assert chosen == {name: profile._datetime_format(values) for name, values in columns.items()}
+    assert chosen["month_first_late"] == "%m/%d/%Y" and chosen["%d.%m.%Y"] == "%d.%m.%Y"
+    assert [chosen[c] for c in ("bad_late", "upper_late", "text", "slots", "phones")] == [None] * 5
+
+
 def test_small_values_keep_their_decimals_and_float_noise_is_no_digit():
     from validation.profile import _decimals
 

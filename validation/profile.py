@@ -319,7 +319,13 @@ def _datetime_format(sample: pd.Series) -> str | None:
     that vary (local time across daylight saving, "-05:00" and "-04:00") are read as instants and
     written back in UTC, in the source's offset style (``%z`` for +0500, :data:`OFFSET_COLON` for
     +05:00, :data:`OFFSET_HOURS` for +05): the same instants, though no longer in the source's local
-    time.
+    time. Only offsets that look like one zone's (see :func:`_zone_offsets`): "08:00-12:00" and
+    "13:00-17:00" are time slots, not times at offsets -12:00 and -17:00.
+
+    Each format is tried on the first :data:`_FIRST_DISTINCT` distinct values before the whole
+    sample (:func:`_parses` holds for the sample only if it holds for every value, so the format
+    chosen is the same; text such as "A123" fails every format on its first value, cheaply), and
+    formats that cannot read one of those values by its letters are not tried at all.
     """
     if not sample.str.contains(r"\d").all():
         return None
@@ -333,15 +339,57 @@ def _datetime_format(sample: pd.Series) -> str | None:
         style = next((code for code, pattern in styles if offsets.str.fullmatch(pattern).all()), None)
         if style is None:  # "Z" beside offsets, or styles mixed: no one style to write them in
             return None
+        if not _zone_offsets(offsets):
+            return None
         suffix = style
         sample = sample.str.replace(_OFFSET, "", regex=True)
     fraction = next((code for code, digits in (("%f", 6), (MILLISECONDS, 3))
                      if sample.str.contains(rf":\d\d\.\d{{{digits}}}$").all()), "")
+    first = pd.Series(sample.unique()[:_FIRST_DISTINCT])
+    # A month name has letters; a format that starts with a number (all but "%b ..."/"%B ...") reads
+    # no value that starts with a letter (pandas and strptime alike).
+    unlettered = bool((~first.str.contains(_LETTER)).any())
+    letter_first = bool(first.str.match(_LETTER).any())
     for fmt in _DATETIME_FORMATS:
         written = next((code for code in ("%f", MILLISECONDS) if fmt.endswith(code)), "")
-        if written == fraction and _parses(sample, fmt):
+        if written != fraction:
+            continue
+        if (unlettered and ("%b" in fmt or "%B" in fmt)) or (letter_first and not fmt.startswith(("%b", "%B"))):
+            continue
+        if _parses(first, fmt) and _parses(sample, fmt):
             return fmt + suffix
     return None
+
+
+# Distinct values each format is tried on before the whole sample (see _datetime_format)
+_FIRST_DISTINCT = 20
+_LETTER = r"[^\W\d_]"  # a letter of any script
+# Offsets of one zone's local times: few, within the offsets zones have (-12:00 to +14:00, taken
+# as +-14 h), at most 2 hours apart (daylight saving), at minutes 00, 30 or 45 past the hour
+_ZONE_OFFSETS = 3
+_ZONE_OFFSET_MAX = 14 * 60
+_ZONE_OFFSET_SPREAD = 2 * 60
+_ZONE_OFFSET_MINUTES = {0, 30, 45}
+
+
+def _zone_offsets(offsets: pd.Series) -> bool:
+    """The changing UTC offsets ("-05:00", "-0400", "+01") look like one zone's: at most
+    :data:`_ZONE_OFFSETS` distinct ones, each within +-14 hours and at minutes 00, 30 or 45, at
+    most 2 hours apart. Time slots ("08:00-12:00", "13:00-17:00") end in what reads as offsets
+    -12:00 and -17:00: not a zone's."""
+    distinct = offsets.unique()
+    if len(distinct) > _ZONE_OFFSETS:
+        return False
+    minutes = []
+    for offset in distinct:
+        parts = re.fullmatch(r"([+-])(\d\d):?(\d\d)?", str(offset))
+        if parts is None:
+            return False
+        sign, hours, past = parts.group(1), int(parts.group(2)), int(parts.group(3) or 0)
+        if past not in _ZONE_OFFSET_MINUTES:
+            return False
+        minutes.append((-1 if sign == "-" else 1) * (hours * 60 + past))
+    return max(map(abs, minutes)) <= _ZONE_OFFSET_MAX and max(minutes) - min(minutes) <= _ZONE_OFFSET_SPREAD
 
 
 def _parses(sample: pd.Series, fmt: str) -> bool:
