@@ -309,11 +309,11 @@ def sized_like_holdout_score(
 ) -> float | None:
     """The overall score of synthetic rows drawn as many as the holdout has (without replacement,
     the mean of ``draws`` draws): the score is 1 - a sampling distance, so a larger table scores
-    higher, and only a sample of the holdout's size compares like with like with its ceiling."""
+    higher, and only a sample of the holdout's size compares like with like with its ceiling.
+    None when the synthetic table has no more rows than the holdout."""
     n = prep.n_rows("holdout")
     if n == 0 or prep.n_rows("synthetic") <= n:
-        return _overall(_mean(list(column_shapes(prep, "synthetic").values())),
-                        _mean([p.score for p in pair_trends(prep, "synthetic", max_levels=max_levels, n_bins=n_bins)]))
+        return None  # no larger than the holdout: the whole table's score compares as it is
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(draws):

@@ -285,14 +285,26 @@ def distance_metrics(
 # Exact-match metrics
 
 
-def train_repeat_count(prep: PreparedTables) -> int:
-    """Train rows equal to another train row on all prepared columns: each train row, checked
-    against the rest of the split, is one more real row that shows how often fresh real rows
-    copy a train row by chance (0 in a table of continuous columns, high in a few coarse ones)."""
-    if not prep.columns or prep.n_rows("train") < 2:
-        return 0
-    _, inverse, counts = np.unique(row_keys(prep, "train"), return_inverse=True, return_counts=True)
-    return int((counts[inverse] > 1).sum())
+def train_repeats(prep: PreparedTables) -> tuple[int, int, int]:
+    """How often train rows equal another train row on all prepared columns: each train row,
+    checked against the rest of the split, shows how often a fresh real row copies a train row
+    by chance (never in a table of continuous columns, often in one of a few coarse columns).
+
+    Returns ``(repeats, effective_repeats, effective_rows)``. Repeats come in clusters (a value
+    seen k times gives k repeating rows), so the rate 1 - N1/n (Good-Turing: N1 values seen once)
+    varies more than n independent rows would: its variance has an extra 2 N2 / n^2 (N2 values
+    seen twice). The effective rows are the independent rows of the same variance, and the
+    effective repeats keep the rate; with no repeats at all every row counts.
+    """
+    n = prep.n_rows("train")
+    if not prep.columns or n < 2:
+        return 0, 0, n
+    _, counts = np.unique(row_keys(prep, "train"), return_counts=True)
+    n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
+    repeats = n - n1
+    binomial, good_turing = n1 - n1 * n1 / n, n1 + 2 * n2 - n1 * n1 / n  # n^2 x the two variances
+    rows = n * binomial / good_turing if good_turing > 0 else float(n)
+    return repeats, round(repeats / n * rows), round(rows)
 
 
 def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
