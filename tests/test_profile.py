@@ -253,8 +253,10 @@ def test_local_times_with_changing_offsets_are_datetimes_written_in_utc():
 
 
 def test_time_slots_and_offsets_no_zone_has_are_not_datetimes():
-    """"08:00-12:00" ends in what reads as a UTC offset: changing offsets count only when they look
-    like one zone's (at most 3, within +-14 h, at most 2 h apart, at minutes 00/30/45 past)."""
+    """"08:00-12:00" ends in what reads as a UTC offset: changing offsets count only within +-14 h
+    at minutes 00/30/45 past, and, on values without seconds (as slots are), only when they look
+    like one zone's (at most 3, at most 2 h apart) and do not all end after the time before them.
+    After seconds, offsets of any zones mix (events logged across the world)."""
     from validation.profile import _datetime_format
 
     slots = [f"2021-03-{d:02d} {h:02d}:00-{h + 4:02d}:00" for d in range(1, 29) for h in (8, 13)]
@@ -262,12 +264,16 @@ def test_time_slots_and_offsets_no_zone_has_are_not_datetimes():
     assert (col.kind, col.datetime_format) == (ColumnKind.CATEGORICAL, None)  # as before offsets changed
     stamps = pd.Series(pd.date_range("2021-03-01", periods=60, freq="7h")).dt.strftime("%Y-%m-%d %H:%M:%S")
     cycle = lambda *offsets: stamps + np.resize(np.array(offsets), 60)  # noqa: E731
-    for offsets in [("-12:00", "-17:00"),  # slots' end times: beyond -14:00 and 5 hours apart
-                    ("-12", "-17"), ("+0900", "+1300"),  # 4 hours apart, in the other styles
+    for offsets in [("-12:00", "-17:00"), ("-12", "-17"),  # slots' end times: beyond -14:00
                     ("+14:00", "+15:00"),  # beyond +14:00
-                    ("-05:17", "-04:17"),  # 17 minutes past: no zone's
-                    ("+01:00", "+02:00", "+03:00", "+00:00")]:  # four offsets
+                    ("-05:17", "-04:17")]:  # 17 minutes past: no zone's
         assert _datetime_format(cycle(*offsets)) is None, offsets
+    minutes = pd.Series(pd.date_range("2021-03-01", periods=60, freq="7h")).dt.strftime("%Y-%m-%d %H:%M")
+    for offsets in [("+0900", "+1300"), ("+01:00", "+02:00", "+03:00", "+00:00")]:  # no seconds: one zone's only
+        assert _datetime_format(minutes + np.resize(np.array(offsets), 60)) is None, offsets
+        assert _datetime_format(cycle(*offsets)) is not None, offsets  # with seconds: zones mix
+    one_hour = [f"2024-03-{d:02d} {h:02d}:00-{h + 1:02d}:00" for d in range(1, 21) for h in (9, 10, 11)]
+    assert _datetime_format(pd.Series(one_hour)) is None  # offsets a zone could have, but all after the time
     # a zone's: daylight saving (one hour, Lord Howe's half hour), India and Nepal, Chatham at 45 past
     for offsets, style in [(("-05:00", "-04:00"), "%:z"), (("+1030", "+1100"), "%z"), (("+05:30", "+05:45"), "%:z"),
                            (("+12:45", "+13:45"), "%:z"), (("-12", "-11", "-10"), "%:::z"), (("+14:00", "+13:00"), "%:z")]:

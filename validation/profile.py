@@ -339,7 +339,7 @@ def _datetime_format(sample: pd.Series) -> str | None:
         style = next((code for code, pattern in styles if offsets.str.fullmatch(pattern).all()), None)
         if style is None:  # "Z" beside offsets, or styles mixed: no one style to write them in
             return None
-        if not _zone_offsets(offsets):
+        if not _zone_offsets(offsets, sample.str.replace(_OFFSET, "", regex=True)):
             return None
         suffix = style
         sample = sample.str.replace(_OFFSET, "", regex=True)
@@ -372,14 +372,16 @@ _ZONE_OFFSET_SPREAD = 2 * 60
 _ZONE_OFFSET_MINUTES = {0, 30, 45}
 
 
-def _zone_offsets(offsets: pd.Series) -> bool:
-    """The changing UTC offsets ("-05:00", "-0400", "+01") look like one zone's: at most
-    :data:`_ZONE_OFFSETS` distinct ones, each within +-14 hours and at minutes 00, 30 or 45, at
-    most 2 hours apart. Time slots ("08:00-12:00", "13:00-17:00") end in what reads as offsets
-    -12:00 and -17:00: not a zone's."""
+def _zone_offsets(offsets: pd.Series, times: pd.Series) -> bool:
+    """The changing UTC offsets ("-05:00", "-0400", "+01") of the values ``times`` (the values
+    without them) are real zones' offsets: each within +-14 hours and at minutes 00, 30 or 45.
+
+    Time slots ("08:00-12:00", "09:00-10:00") end in what reads as an offset, but never after
+    seconds: for values without seconds the offsets must look like one zone's (at most
+    :data:`_ZONE_OFFSETS` distinct ones, at most 2 hours apart), and a column where every "offset"
+    read as a clock time comes after the time before it is slots. With seconds, offsets of any
+    zones mix (events logged across the world)."""
     distinct = offsets.unique()
-    if len(distinct) > _ZONE_OFFSETS:
-        return False
     minutes = []
     for offset in distinct:
         parts = re.fullmatch(r"([+-])(\d\d):?(\d\d)?", str(offset))
@@ -389,7 +391,16 @@ def _zone_offsets(offsets: pd.Series) -> bool:
         if past not in _ZONE_OFFSET_MINUTES:
             return False
         minutes.append((-1 if sign == "-" else 1) * (hours * 60 + past))
-    return max(map(abs, minutes)) <= _ZONE_OFFSET_MAX and max(minutes) - min(minutes) <= _ZONE_OFFSET_SPREAD
+    if max(map(abs, minutes)) > _ZONE_OFFSET_MAX:
+        return False
+    if times.str.contains(r"\d:\d\d:\d\d(?:\.\d+)?$").all():
+        return True
+    if len(distinct) > _ZONE_OFFSETS or max(minutes) - min(minutes) > _ZONE_OFFSET_SPREAD:
+        return False
+    clock = times.str.extract(r"(\d\d):(\d\d)$").astype(float)
+    start = clock[0] * 60 + clock[1]
+    end = offsets.str.extract(r"[+-](\d\d):?(\d\d)?$").astype(float).fillna(0)
+    return not (offsets.str.startswith("-").all() and bool((end[0] * 60 + end[1] > start).all()))
 
 
 def _parses(sample: pd.Series, fmt: str) -> bool:
