@@ -358,35 +358,33 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 # a comma that can only be a decimal one: a fraction not of exactly three digits, or ``0,`` before it
-_UNAMBIGUOUS_COMMA = re.compile(r"[+-]?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))")
+_THOUSANDS_SHAPE = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")  # 2,107: a thousands group or a decimal
 
 
 def _decimal_commas(sample: str, delimiter: str, has_header: bool) -> bool:
     """A ``;``-separated sample with a column of decimal-comma numbers (``38,5``; what spreadsheets
     in most of Europe write) and no column of decimal-point numbers: read ``,`` as the decimal point.
 
-    ``2,107`` may be a thousands separator as well: a column whose comma values all have exactly
-    three digits after the comma (and no ``0,`` before it) is ambiguous, and one such column keeps
-    the whole file as before (text), as a file-wide decimal comma would read it 1000 times too small."""
+    ``2,107`` may be a thousands separator as well: only a column with a comma value of another
+    shape (``12,50``, ``0,107``, ``1234,567``) settles the file's convention; a file whose comma
+    values all have that shape stays as before (text), as a decimal comma might read it 1000
+    times too small."""
     rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
     body = rows[1:] if has_header else rows
     if not body:
         return False
     width = max(len(r) for r in body)
-    comma = point = ambiguous = False
+    comma = point = False
     for i in range(width):
         values = [r[i].strip() for r in body if len(r) > i and r[i].strip() not in _NULLS]
         if not values:
             continue
         commas = [v for v in values if _DECIMAL_COMMA.fullmatch(v)]
         if commas and all(_DECIMAL_COMMA.fullmatch(v) or v.lstrip("+-").isdigit() for v in values):
-            if any(_UNAMBIGUOUS_COMMA.fullmatch(v) for v in commas):
-                comma = True
-            else:
-                ambiguous = True
+            comma = comma or any(not _THOUSANDS_SHAPE.fullmatch(v) for v in commas)
         if any(_DECIMAL_POINT.fullmatch(v) for v in values):
             point = True
-    return comma and not point and not ambiguous
+    return comma and not point
 
 
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
@@ -398,8 +396,9 @@ def _whitespace_delimited(sample: str, delimiter: str) -> bool:
     """The sniffed delimiter splits no line, but spaces split every sampled line into the same
     number (> 1) of fields and one field holds numbers on every line below the first: a
     whitespace-delimited table (a one-column table of two-word names or of timestamps is not:
-    fields that read as parts of one timestamp, a date then a time or a time then a zone offset
-    such as ``2020-01-01 10:10:00 +0100``, keep the file one column)."""
+    lines that are one timestamp alone, a date then a time, optionally a zone offset, such as
+    ``2020-01-01 10:10:00 +0100``, keep the file one column; a table with a date column and a
+    time column beside others is split)."""
     rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r and any(c.strip() for c in r)]
     if len(rows) < 2 or any(len(r) != 1 for r in rows):
         return False
@@ -408,13 +407,15 @@ def _whitespace_delimited(sample: str, delimiter: str) -> bool:
     if width < 2 or any(len(t) != width for t in tokens):
         return False
     body = tokens[1:]
-    for i in range(width - 1):
-        pair = [(t[i], t[i + 1]) for t in body]
-        if all(_DATE.fullmatch(a) and _TIME.fullmatch(b) for a, b in pair) or all(
-            _TIME.fullmatch(a) and _OFFSET.fullmatch(b) for a, b in pair
-        ):
-            return False
+    if all(_one_timestamp(t) for t in body):
+        return False
     return any(all(_numeric(t[i]) for t in body) for i in range(width))
+
+
+def _one_timestamp(fields: list[str]) -> bool:
+    """``fields`` are one timestamp alone: [date] time [offset]."""
+    rest = fields[1:] if fields and _DATE.fullmatch(fields[0]) else fields
+    return 1 <= len(rest) <= 2 and bool(_TIME.fullmatch(rest[0])) and (len(rest) == 1 or bool(_OFFSET.fullmatch(rest[1])))
 
 
 def _single_spaced(path: Path, data: bytes, encoding: str) -> bytes:
@@ -555,15 +556,12 @@ def _first_file_schema_read(
     folder: Path, files: list[str], schemas: list[pa.Schema], dataset: pads.Dataset, error: Exception | None
 ) -> pa.Table:
     """The read for types the unified schema cannot take: the dataset's own, with the first
-    file's schema. A column the first file lacks would be dropped silently there, and a value
-    that does not cast fails: both are an InputError naming the column with differing types."""
+    file's schema. A column the first file lacks would be dropped silently there, text in some
+    files and numbers or times in others would be cast to whichever file sorts first (zip codes
+    losing their leading zeros), and a value that does not cast fails: all are an InputError
+    naming the column with differing types."""
     first = set(schemas[0].names)
     lost = [n for n in dict.fromkeys(n for s in schemas[1:] for n in s.names) if n not in first]
-    if not lost:
-        try:
-            return dataset.to_table()
-        except _UNIFY_ERRORS:
-            pass
     conflicts = []
     for name in dict.fromkeys(n for s in schemas for n in s.names):
         where: dict[str, list[str]] = {}
@@ -572,11 +570,18 @@ def _first_file_schema_read(
                 where.setdefault(str(s.field(name).type), []).append(os.path.relpath(f, folder))
         if len(where) > 1:
             conflicts.append((name, where))
+    mixed = [(n, w) for n, w in conflicts if len({_textual(s.field(n).type) for s in schemas if n in s.names}) > 1]
+    if not lost and not mixed:
+        try:
+            return dataset.to_table()
+        except _UNIFY_ERRORS:
+            pass
     if not conflicts:  # no type differs: the unified read failed on the files themselves
         raise error or InputError(f"source folder {folder}: the files' schemas cannot be combined")
-    # the column that fails to combine on its own first, else the first whose types differ
-    name, where = conflicts[0]
-    for candidate, cwhere in conflicts:
+    # text beside other types first, then the column that fails to combine on its own, else the
+    # first whose types differ
+    name, where = mixed[0] if mixed else conflicts[0]
+    for candidate, cwhere in [] if mixed else conflicts:
         fields = [s.field(candidate) for s in schemas if candidate in s.names]
         try:
             pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive")
@@ -591,6 +596,12 @@ def _first_file_schema_read(
         f"source folder {folder}: column {name!r} has types that cannot be combined ({kinds}){missing}; "
         "write every file with one type for it"
     )
+
+
+def _textual(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _textual(t.value_type)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
 
 
 def parquet_files(folder: Path) -> list[str]:

@@ -414,14 +414,21 @@ def test_semicolon_csv_with_decimal_commas_reads_numbers(tmp_path):
 
 
 def test_semicolon_csv_with_thousands_commas_stays_text(tmp_path):
-    # ``2,107`` may be two thousand: a column whose comma values all have three digits after the
-    # comma keeps the whole file as text, never read 1000 times too small
+    # ``2,107`` may be two thousand: a file whose comma values all have three digits after one to
+    # three digits keeps its text, never read 1000 times too small
     path = tmp_path / "cities.csv"
-    path.write_text("city;population;area\n" + "".join(
-        f"c{i};{1 + i % 9},{100 + 7 * i:03d};{i % 5},{11 + i}\n" for i in range(60)))
+    path.write_text("city;population;rank\n" + "".join(
+        f"c{i};{1 + i % 9},{100 + 7 * i:03d};{i}\n" for i in range(60)))
     table = _read(path)
     assert table.column("population").to_pylist()[:2] == ["1,100", "2,107"]
-    assert pa.types.is_string(table.schema.field("area").type)
+    # one column of another shape settles the file's convention: every comma is a decimal comma
+    path = tmp_path / "weights.csv"
+    path.write_text("name;price;weight_kg\n" + "".join(f"n{i};{10 + i},50;1,{250 + i}\n" for i in range(60)))
+    table = _read(path)
+    assert table.column("price")[0].as_py() == 10.5 and table.column("weight_kg")[0].as_py() == 1.25
+    path = tmp_path / "big.csv"
+    path.write_text("id;value\n" + "".join(f"{i};{1234 + i},567\n" for i in range(60)))
+    assert _read(path).column("value")[0].as_py() == pytest.approx(1234.567)
     # unambiguous: a fraction of another length, or ``0,`` before three digits
     for name, cell in [("two.csv", "{i},{j:02d}"), ("zero.csv", "0,{j:03d}")]:
         path = tmp_path / name
@@ -501,3 +508,25 @@ def test_whitespace_split_spares_one_column_of_timestamps(tmp_path):
     assert table.column_names == ["id", "value", "label"] and table.column("value")[3].as_py() == 0.75
     table_path.write_bytes(("id value label\n" + body * 2000).encode() + b"1 2.5 caf\xe9\n")
     _one_line_error(table_path, rf"not valid utf-8 \(byte {len(('id value label' + chr(10) + body * 2000).encode()) + 9}\)")
+
+
+def test_whitespace_table_with_a_date_and_a_time_column_is_split(tmp_path):
+    """A date column then a time column beside others is a table (only lines that are one
+    timestamp alone stay one column)."""
+    path = tmp_path / "obs.txt"
+    path.write_text("date time temp_c wind\n" + "".join(f"2020-01-{d:02d} 10:{d:02d} 5.{d} {d + 3}\n" for d in range(1, 29)))
+    table = _read(path)
+    assert table.column_names == ["date", "time", "temp_c", "wind"] and table.num_rows == 28
+
+
+def test_parquet_folder_with_text_in_one_file_and_numbers_in_another_is_refused(tmp_path):
+    """Zip codes as numbers in one file and text in another: casting to the first file's type lost
+    the leading zeros, or kept the numbers as text, by file-name order."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "zips"
+    folder.mkdir()
+    pq.write_table(pa.table({"zip": pa.array([90210, 10001]), "n": [1, 2]}), folder / "a.parquet")
+    pq.write_table(pa.table({"zip": pa.array(["02134", "00501"]), "n": [3, 4]}), folder / "b.parquet")
+    with pytest.raises(InputError, match=r"column 'zip' has types that cannot be combined"):
+        read_source(SourceSpec(str(folder)))
