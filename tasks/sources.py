@@ -413,7 +413,11 @@ def _whitespace_delimited(sample: str, delimiter: str) -> bool:
 
 
 def _one_timestamp(fields: list[str]) -> bool:
-    """``fields`` are one timestamp alone: [date] time [offset]."""
+    """``fields`` are one timestamp alone: [date] time [offset], or ISO date-T-time [offset]."""
+    if fields and "T" in fields[0]:
+        day, _, clock = fields[0].partition("T")
+        if _DATE.fullmatch(day) and _TIME.fullmatch(clock):
+            return len(fields) == 1 or (len(fields) == 2 and bool(_OFFSET.fullmatch(fields[1])))
     rest = fields[1:] if fields and _DATE.fullmatch(fields[0]) else fields
     return 1 <= len(rest) <= 2 and bool(_TIME.fullmatch(rest[0])) and (len(rest) == 1 or bool(_OFFSET.fullmatch(rest[1])))
 
@@ -570,7 +574,8 @@ def _first_file_schema_read(
                 where.setdefault(str(s.field(name).type), []).append(os.path.relpath(f, folder))
         if len(where) > 1:
             conflicts.append((name, where))
-    mixed = [(n, w) for n, w in conflicts if len({_textual(s.field(n).type) for s in schemas if n in s.names}) > 1]
+    mixed = [(n, w) for n, w in conflicts
+             if len({_textual(s.field(n).type) for s in schemas if n in s.names and not pa.types.is_null(s.field(n).type)}) > 1]
     if not lost and not mixed:
         try:
             return dataset.to_table()
@@ -601,7 +606,9 @@ def _first_file_schema_read(
 def _textual(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         return _textual(t.value_type)
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+    return any(test(t) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
+                                     pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view,
+                                     pa.types.is_fixed_size_binary))
 
 
 def parquet_files(folder: Path) -> list[str]:

@@ -273,7 +273,10 @@ def test_time_slots_and_offsets_no_zone_has_are_not_datetimes():
         assert _datetime_format(minutes + np.resize(np.array(offsets), 60)) is None, offsets
         assert _datetime_format(cycle(*offsets)) is not None, offsets  # with seconds: zones mix
     one_hour = [f"2024-03-{d:02d} {h:02d}:00-{h + 1:02d}:00" for d in range(1, 21) for h in (9, 10, 11)]
-    assert _datetime_format(pd.Series(one_hour)) is None  # offsets a zone could have, but all after the time
+    assert _datetime_format(pd.Series(one_hour)) is None  # offsets a zone could have, but several a day
+    # a nightly job at 02:30 across the change to daylight saving: one offset a day, a datetime
+    nightly = [f"2021-03-{d:02d} 02:30" + ("-05:00" if d < 14 else "-04:00") for d in range(1, 29)]
+    assert _datetime_format(pd.Series(nightly)) == "%Y-%m-%d %H:%M%:z"
     # a zone's: daylight saving (one hour, Lord Howe's half hour), India and Nepal, Chatham at 45 past
     for offsets, style in [(("-05:00", "-04:00"), "%:z"), (("+1030", "+1100"), "%z"), (("+05:30", "+05:45"), "%:z"),
                            (("+12:45", "+13:45"), "%:z"), (("-12", "-11", "-10"), "%:::z"), (("+14:00", "+13:00"), "%:z")]:

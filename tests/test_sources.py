@@ -530,3 +530,30 @@ def test_parquet_folder_with_text_in_one_file_and_numbers_in_another_is_refused(
     pq.write_table(pa.table({"zip": pa.array(["02134", "00501"]), "n": [3, 4]}), folder / "b.parquet")
     with pytest.raises(InputError, match=r"column 'zip' has types that cannot be combined"):
         read_source(SourceSpec(str(folder)))
+
+
+def test_parquet_folder_fallback_reads_an_all_null_partition_and_refuses_text_views(tmp_path):
+    """An all-null column in one file is no text-vs-number mix (it was refused beside a zone
+    conflict the first file's schema reads); a string_view column beside integers is."""
+    import datetime as dt
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    stamp = dt.datetime(2021, 1, 1, 12)
+    pq.write_table(pa.table({"t": pa.array([stamp, stamp], pa.timestamp("us", tz="UTC")), "note": ["a", "b"]}),
+                   folder / "part-0.parquet")
+    pq.write_table(pa.table({"t": pa.array([stamp, stamp], pa.timestamp("us")), "note": pa.array([None, None])}),
+                   folder / "part-1.parquet")
+    assert read_source(SourceSpec(str(folder))).num_rows == 4
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    pq.write_table(pa.table({"zip": pa.array([2134, 3000])}), zips / "a.parquet")
+    pq.write_table(pa.table({"zip": pa.array(["01234", "02134"], pa.string_view())}), zips / "b.parquet")
+    with pytest.raises(InputError, match="column 'zip'"):
+        read_source(SourceSpec(str(zips)))
+
+
+def test_whitespace_file_of_iso_timestamps_with_offsets_stays_one_column(tmp_path):
+    path = tmp_path / "stamps.txt"
+    path.write_text("".join(f"2020-01-{d:02d}T10:00:00 +0{d % 3}00\n" for d in range(1, 40)))
+    assert _read(path).num_columns == 1

@@ -261,7 +261,9 @@ def _fidelity_checks(fid, config: GateConfig, sized_score: float | None = None) 
                                   threshold=config.min_fidelity, detail="no modeled columns to compare"))
         return checks
     floor, margin = config.min_fidelity, config.fidelity_ceiling_margin
-    if fid.score >= floor or fid.ceiling is None:
+    # (a ceiling - margin at or above the floor cannot be reached by a table below the floor:
+    # samples of it score no higher than all its rows)
+    if fid.score >= floor or fid.ceiling is None or fid.ceiling - margin >= floor:
         ok = fid.score >= floor
         checks.append(CheckResult(
             "fidelity_score", "fidelity", ok, value=_r(fid.score), threshold=floor,
@@ -277,9 +279,11 @@ def _fidelity_checks(fid, config: GateConfig, sized_score: float | None = None) 
         ok = scored >= required
         checks.append(CheckResult(
             "fidelity_score", "fidelity", ok, value=_r(scored), threshold=_r(required),
-            detail=(f"fidelity {fid.score:.3f} is below the floor {floor}, and in samples of the holdout's size "
-                    f"{scored:.3f} {'reaches' if ok else 'is below'} what real held-out rows score less the "
-                    f"margin ({fid.ceiling:.3f} - {margin})"),
+            detail=(f"fidelity {fid.score:.3f} is below the floor {floor}, and "
+                    + (f"in samples of the holdout's size {scored:.3f}" if sized_score is not None
+                       else "the table, no larger than the holdout,")
+                    + f" {'reaches' if ok else 'is below'} what real held-out rows score less the margin "
+                    f"({fid.ceiling:.3f} - {margin})"),
         ))
     worst = min(fid.shapes.items(), key=lambda kv: kv[1]["synthetic"])
     low = [c for c, s in fid.shapes.items() if s["synthetic"] < config.min_column_shape]
@@ -408,7 +412,8 @@ def run_gate(
     result.metrics["fidelity_ceiling"] = fid.ceiling
     result.artifacts["correlations"] = fid.rho
     sized = None
-    if fid.score is not None and fid.ceiling is not None and fid.score < config.min_fidelity:
+    if (fid.score is not None and fid.ceiling is not None and fid.score < config.min_fidelity
+            and fid.ceiling - config.fidelity_ceiling_margin < config.min_fidelity):
         sized = sized_like_holdout_score(prep, seed=config.seed, max_levels=config.max_levels)
         result.metrics["fidelity_score_holdout_sized"] = sized
     result.checks.extend(_fidelity_checks(fid, config, sized))

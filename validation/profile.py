@@ -378,9 +378,9 @@ def _zone_offsets(offsets: pd.Series, times: pd.Series) -> bool:
 
     Time slots ("08:00-12:00", "09:00-10:00") end in what reads as an offset, but never after
     seconds: for values without seconds the offsets must look like one zone's (at most
-    :data:`_ZONE_OFFSETS` distinct ones, at most 2 hours apart), and a column where every "offset"
-    read as a clock time comes after the time before it is slots. With seconds, offsets of any
-    zones mix (events logged across the world)."""
+    :data:`_ZONE_OFFSETS` distinct ones, at most 2 hours apart) and change from day to day, not
+    within a day (a zone changes its offset on a few days a year; slots end at several hours of
+    one day). With seconds, offsets of any zones mix (events logged across the world)."""
     distinct = offsets.unique()
     minutes = []
     for offset in distinct:
@@ -397,10 +397,10 @@ def _zone_offsets(offsets: pd.Series, times: pd.Series) -> bool:
         return True
     if len(distinct) > _ZONE_OFFSETS or max(minutes) - min(minutes) > _ZONE_OFFSET_SPREAD:
         return False
-    clock = times.str.extract(r"(\d\d):(\d\d)$").astype(float)
-    start = clock[0] * 60 + clock[1]
-    end = offsets.str.extract(r"[+-](\d\d):?(\d\d)?$").astype(float).fillna(0)
-    return not (offsets.str.startswith("-").all() and bool((end[0] * 60 + end[1] > start).all()))
+    per_day = pd.DataFrame({"day": times.str.extract(r"^(\S+?)[T ]", expand=False), "offset": offsets.to_numpy()})
+    counts = per_day.dropna().groupby("day")["offset"].agg(["nunique", "size"])
+    days = counts[counts["size"] > 1]
+    return len(days) == 0 or bool((days["nunique"] > 1).mean() <= 0.1)
 
 
 def _parses(sample: pd.Series, fmt: str) -> bool:
