@@ -71,7 +71,7 @@ class CopulaGenerator(Generator):
         for i, col in enumerate(cols):
             s = table[col.name]
             # the model's own column names: positional, so no source name (``x#null``) can collide
-            entry: dict = {"name": col.name, "kind": col.kind.value, "column": f"c{i}", "null_column": f"c{i}#null"}
+            entry: dict = {"name": col.name, "kind": col.kind.value, "column": f"c{i}"}
             if isinstance(s.dtype, pd.CategoricalDtype):
                 # a pandas category column comes back with its own categories, in order
                 entry["dtype_categories"] = [_jsonable(v) for v in s.cat.categories]
@@ -108,7 +108,7 @@ class CopulaGenerator(Generator):
                     # marginal is uniform and decoding is a threshold at p.
                     p = entry["null_rate"]
                     u = rng.uniform(0.0, 1.0, len(null))
-                    encoded[entry["null_column"]] = np.where(null, u * p, p + u * (1 - p))
+                    encoded[f"{entry['column']}#null"] = np.where(null, u * p, p + u * (1 - p))
             self._plan.append(entry)
         progress(ProgressEvent("fit", 0, 1))
         frame = pd.DataFrame(encoded)
@@ -138,7 +138,8 @@ class CopulaGenerator(Generator):
         for entry in self._plan:
             name = entry["name"]
             # models saved before the positional names modeled the columns under their own names
-            column, null_column = entry.get("column", name), entry.get("null_column", f"{name}#null")
+            column = entry.get("column", name)
+            null_column = f"{column}#null"
             if "categories" in entry:
                 cats = entry["categories"]
                 if column in raw:

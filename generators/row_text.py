@@ -108,8 +108,10 @@ class ValueCodec:
         if self.kind == "number":
             # Python scalars, not a float array: int64 values above 2**53 must stay exact
             numeric = pd.to_numeric(values, errors="coerce")
-            missing = numeric.isna().tolist()
-            return [None if m else self._number_text(v) for v, m in zip(numeric.tolist(), missing)]
+            missing, present = numeric.isna().tolist(), numeric.tolist()
+            # exact unit arithmetic once per distinct value, as build_codec does
+            texts = {v: self._number_text(v) for v, m in zip(present, missing) if not m}
+            return [None if m else texts[v] for v, m in zip(present, missing)]
         stamps = to_utc_naive(values, self.value_type, self.datetime_format).dt.floor(_FLOOR[self.resolution])
         texts = pd.Series(datetime_texts(stamps.to_numpy(), self.resolution), index=stamps.index)
         ok = stamps.notna() & (texts >= self.min_text) & (texts <= self.max_text)

@@ -294,9 +294,18 @@ def _without_values(message: str) -> str:
     return ": ".join(first.split(": ")[:2])
 
 
-# Arrow's default null spellings (ConvertOptions.null_values): never a column name
-_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                    "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"})
+# the null spellings read_csv applies (Arrow's defaults): never a column name
+_NULLS = frozenset(pacsv.ConvertOptions().null_values)
+
+
+def _sample_rows(sample: str, delimiter: str) -> list[list[str]]:
+    """The sample's rows split by ``delimiter``, blank rows left out."""
+    return [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
+
+
+def _column_values(rows: list[list[str]], i: int) -> list[str]:
+    """Column ``i`` of ``rows``, stripped, nulls left out."""
+    return [r[i].strip() for r in rows if len(r) > i and r[i].strip() not in _NULLS]
 
 
 def _numeric(v: str) -> bool:
@@ -339,15 +348,14 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
             return True
     except csv.Error:
         pass
-    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
-    rows = [r for r in rows if any(c.strip() for c in r)]
+    rows = _sample_rows(sample, delimiter)
     if len(rows) < 2:
         return True
     first, rest = rows[0], rows[1:]
     for i, name in enumerate(first):
         if not _name_like(name.strip()):
             continue
-        body = [r[i].strip() for r in rest if len(r) > i and r[i].strip() not in _NULLS]
+        body = _column_values(rest, i)
         if body and all(_numeric(v) for v in body):
             return True
     if not first or any(not f.strip() or _numeric(f) for f in first) or len(set(first)) != len(first):
@@ -369,14 +377,14 @@ def _decimal_commas(sample: str, delimiter: str, has_header: bool) -> bool:
     shape (``12,50``, ``0,107``, ``1234,567``) settles the file's convention; a file whose comma
     values all have that shape stays as before (text), as a decimal comma might read it 1000
     times too small."""
-    rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
+    rows = _sample_rows(sample, delimiter)
     body = rows[1:] if has_header else rows
     if not body:
         return False
     width = max(len(r) for r in body)
     comma = point = False
     for i in range(width):
-        values = [r[i].strip() for r in body if len(r) > i and r[i].strip() not in _NULLS]
+        values = _column_values(body, i)
         if not values:
             continue
         commas = [v for v in values if _DECIMAL_COMMA.fullmatch(v)]
@@ -399,7 +407,7 @@ def _whitespace_delimited(sample: str, delimiter: str) -> bool:
     lines that are one timestamp alone, a date then a time, optionally a zone offset, such as
     ``2020-01-01 10:10:00 +0100``, keep the file one column; a table with a date column and a
     time column beside others is split)."""
-    rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r and any(c.strip() for c in r)]
+    rows = _sample_rows(sample, delimiter)
     if len(rows) < 2 or any(len(r) != 1 for r in rows):
         return False
     tokens = [r[0].split() for r in rows]
@@ -533,10 +541,11 @@ def _unified_schema(schemas: list[pa.Schema], partitions: pa.Schema | None) -> p
     first, then the others' in order of appearance), plus the hive partition columns; None when
     some column's types cannot be combined. A column that is dictionary-encoded (a pandas
     category) in some files and plain in others is read as the dictionary's value type."""
-    mixed = {
-        name for name in {n for s in schemas for n in s.names}
-        if len({pa.types.is_dictionary(s.field(name).type) for s in schemas if name in s.names}) > 1
-    }
+    dictionary: dict[str, set[bool]] = {}  # one pass over the fields (names are unique per file)
+    for s in schemas:
+        for f in s:
+            dictionary.setdefault(f.name, set()).add(pa.types.is_dictionary(f.type))
+    mixed = {name for name, kinds in dictionary.items() if len(kinds) > 1}
     if mixed:
         schemas = [
             pa.schema(
@@ -548,8 +557,7 @@ def _unified_schema(schemas: list[pa.Schema], partitions: pa.Schema | None) -> p
     # the widest file first: its column order and metadata lead, whatever the files are named
     ordered = sorted(schemas, key=lambda s: -len(s.names))
     if partitions is not None:
-        stored = {n for s in schemas for n in s.names}
-        ordered.append(pa.schema([p for p in partitions if p.name not in stored]))
+        ordered.append(pa.schema([p for p in partitions if p.name not in dictionary]))
     try:
         return pa.unify_schemas(ordered, promote_options="permissive")
     except _UNIFY_ERRORS:

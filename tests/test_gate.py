@@ -386,18 +386,20 @@ def test_tiny_holdout_chance_copies_pass_the_identical_match_check():
     assert 0.05 < check.threshold < 0.15  # 69 reference rows cannot rule out a rate of a tenth
 
 
+def _mixed_table(n: int, seed: int) -> pd.DataFrame:
+    """Continuous, rounded and categorical columns: real rows of it never repeat by chance."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": np.round(rng.gamma(2, 10, n), 2),
+                         "c": rng.choice(["x", "y", "z"], n)})
+
+
 def test_identical_match_allows_chance_copies_but_catches_a_two_percent_leak():
     """Holdout of 1,000 rows and train of 4,000 with no copy: a few chance copies in 2,500 rows
     pass, 2% fail."""
     from validation.gate import identical_match_limit
     from validation.profile import profile_table
 
-    def table(n, seed):
-        rng = np.random.default_rng(seed)
-        return pd.DataFrame({"a": rng.normal(size=n), "b": np.round(rng.gamma(2, 10, n), 2),
-                             "c": rng.choice(["x", "y", "z"], n)})
-
-    train, holdout, fresh = table(4000, 1), table(1000, 2), table(2500, 3)
+    train, holdout, fresh = _mixed_table(4000, 1), _mixed_table(1000, 2), _mixed_table(2500, 3)
     schema = profile_table(pd.concat([train, holdout, fresh]), "t")
     allowed = identical_match_limit(0, 1000 + 4000, 2500, 3.0)
     assert 5 <= allowed < 10  # about 0.2%: two-proportion noise at these sizes
@@ -499,12 +501,7 @@ def test_small_holdout_does_not_open_the_identical_match_check_to_copies():
     alone as reference, Fisher's test allowed 13.5%)."""
     from validation.profile import profile_table
 
-    def table(n, seed):
-        rng = np.random.default_rng(seed)
-        return pd.DataFrame({"a": rng.normal(size=n), "b": np.round(rng.gamma(2, 10, n), 2),
-                             "c": rng.choice(["x", "y", "z"], n)})
-
-    train, holdout, fresh = table(200, 1), table(50, 2), table(200, 3)
+    train, holdout, fresh = _mixed_table(200, 1), _mixed_table(50, 2), _mixed_table(200, 3)
     schema = profile_table(pd.concat([train, holdout, fresh]), "t")
     leaky = pd.concat([fresh.iloc[20:], train.iloc[:20]], ignore_index=True)
     check = _check(run_gate(train, holdout, leaky, schema), "identical_match_share")

@@ -259,9 +259,8 @@ def reading_format(fmt: str | None) -> str | None:
     with or without a colon; pandas also reads hours alone)."""
     if not fmt:
         return fmt
-    for code, read_as in ((MILLISECONDS, "%f"), (OFFSET_COLON, "%z"), (OFFSET_HOURS, "%z"),
-                          (UNPADDED_DAY, "%d"), (UNPADDED_MONTH, "%m")):
-        fmt = fmt.replace(code, read_as)
+    for code, (written, _, _) in _REWRITTEN.items():
+        fmt = fmt.replace(code, written[:-1])  # what strftime writes, without the marker
     return fmt
 
 

@@ -251,6 +251,14 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
+def _scored_against_ceiling(fid, config: GateConfig) -> bool:
+    """A table below the fidelity floor that may still pass by scoring like the holdout (its
+    ceiling less the margin lies below the floor; one at or above it cannot be reached by a table
+    below the floor, whose samples score no higher than all its rows)."""
+    return (fid.score < config.min_fidelity and fid.ceiling is not None
+            and fid.ceiling - config.fidelity_ceiling_margin < config.min_fidelity)
+
+
 def _fidelity_checks(fid, config: GateConfig, sized_score: float | None = None) -> list[CheckResult]:
     from validation.fidelity import FidelityResult
 
@@ -261,9 +269,7 @@ def _fidelity_checks(fid, config: GateConfig, sized_score: float | None = None) 
                                   threshold=config.min_fidelity, detail="no modeled columns to compare"))
         return checks
     floor, margin = config.min_fidelity, config.fidelity_ceiling_margin
-    # (a ceiling - margin at or above the floor cannot be reached by a table below the floor:
-    # samples of it score no higher than all its rows)
-    if fid.score >= floor or fid.ceiling is None or fid.ceiling - margin >= floor:
+    if not _scored_against_ceiling(fid, config):
         ok = fid.score >= floor
         checks.append(CheckResult(
             "fidelity_score", "fidelity", ok, value=_r(fid.score), threshold=floor,
@@ -360,7 +366,7 @@ def run_gate(
     from validation.privacy import (
         distance_metrics,
         encode,
-        identical_match_shares,
+        identical_match_counts,
         outlier_exposure,
         train_repeats,
         rare_combination_exposure,
@@ -412,8 +418,7 @@ def run_gate(
     result.metrics["fidelity_ceiling"] = fid.ceiling
     result.artifacts["correlations"] = fid.rho
     sized = None
-    if (fid.score is not None and fid.ceiling is not None and fid.score < config.min_fidelity
-            and fid.ceiling - config.fidelity_ceiling_margin < config.min_fidelity):
+    if fid.score is not None and _scored_against_ceiling(fid, config):
         sized = sized_like_holdout_score(prep, seed=config.seed, max_levels=config.max_levels)
         result.metrics["fidelity_score_holdout_sized"] = sized
     result.checks.extend(_fidelity_checks(fid, config, sized))
@@ -422,7 +427,8 @@ def run_gate(
     # --- privacy: exact copies --------------------------------------------------------------
     t = time.perf_counter()
     privacy: dict[str, Any] = {}
-    synth_rate, holdout_rate = identical_match_shares(prep)
+    copies_s, copies_h, train_counts = identical_match_counts(prep)
+    synth_rate, holdout_rate = copies_s / max(n_s, 1), copies_h / max(n_h, 1)
     result.metrics["identical_match_share"] = synth_rate
     result.metrics["holdout_identical_match_share"] = holdout_rate
     # How often real rows no generator saw copy a train row by chance: the holdout's rows and
@@ -431,13 +437,11 @@ def run_gate(
     # limit is the most copies an honest generator reaches except with the probability of
     # noise_z standard errors (Fisher's exact test; see identical_match_limit). Counts are
     # compared, not shares, so a count at the limit passes.
-    ph_s, ph_h, ph_t = prep.n_rows("synthetic"), prep.n_rows("holdout"), prep.n_rows("train")
-    copies_s, copies_h = round(synth_rate * ph_s), round(holdout_rate * ph_h)
-    repeats_t, repeats_eff, rows_eff = train_repeats(prep)
-    reference_rate = (copies_h + repeats_eff) / max(ph_h + rows_eff, 1)
-    allowed = max(identical_match_limit(copies_h + repeats_eff, ph_h + rows_eff, ph_s, z),
-                  math.floor((reference_rate + config.max_identical_match_excess) * ph_s + 1e-9))
-    limit = allowed / ph_s if ph_s else 1.0
+    repeats_t, repeats_eff, rows_eff = train_repeats(prep, train_counts)
+    reference_rate = (copies_h + repeats_eff) / max(n_h + rows_eff, 1)
+    allowed = max(identical_match_limit(copies_h + repeats_eff, n_h + rows_eff, n_s, z),
+                  math.floor((reference_rate + config.max_identical_match_excess) * n_s + 1e-9))
+    limit = allowed / n_s if n_s else 1.0
     ok = copies_s <= allowed
     result.metrics["identical_match_rows"] = {"synthetic": copies_s, "holdout": copies_h, "train_repeats": repeats_t,
                                               "train_effective": [repeats_eff, rows_eff], "synthetic_allowed": allowed}
@@ -449,9 +453,9 @@ def run_gate(
             value=round(synth_rate, 6),
             threshold=round(limit, 6),
             detail="" if ok else (
-                f"{synth_rate:.2%} of synthetic rows ({copies_s} of {ph_s}) copy a training row; real rows "
-                f"no generator saw do so at {reference_rate:.2%} ({copies_h} of {ph_h} holdout rows, "
-                f"{repeats_t} of {ph_t} train rows repeating another, worth {repeats_eff} of {rows_eff} "
+                f"{synth_rate:.2%} of synthetic rows ({copies_s} of {n_s}) copy a training row; real rows "
+                f"no generator saw do so at {reference_rate:.2%} ({copies_h} of {n_h} holdout rows, "
+                f"{repeats_t} of {n_t} train rows repeating another, worth {repeats_eff} of {rows_eff} "
                 f"independent rows), so at most {allowed} ({limit:.2%}) are chance (noise_z {z:g})"
             ),
         )

@@ -285,7 +285,7 @@ def distance_metrics(
 # Exact-match metrics
 
 
-def train_repeats(prep: PreparedTables) -> tuple[int, int, int]:
+def train_repeats(prep: PreparedTables, counts: np.ndarray | None = None) -> tuple[int, int, int]:
     """How often train rows equal another train row on all prepared columns: each train row,
     checked against the rest of the split, shows how often a fresh real row copies a train row
     by chance (never in a table of continuous columns, often in one of a few coarse columns).
@@ -294,12 +294,14 @@ def train_repeats(prep: PreparedTables) -> tuple[int, int, int]:
     seen k times gives k repeating rows), so the rate 1 - N1/n (Good-Turing: N1 values seen once)
     varies more than n independent rows would: its variance has an extra 2 N2 / n^2 (N2 values
     seen twice). The effective rows are the independent rows of the same variance, and the
-    effective repeats keep the rate; with no repeats at all every row counts.
+    effective repeats keep the rate; with no repeats at all every row counts. ``counts``: how
+    often each distinct train row occurs, when :func:`identical_match_counts` has them.
     """
     n = prep.n_rows("train")
     if not prep.columns or n < 2:
         return 0, 0, n
-    _, counts = np.unique(row_keys(prep, "train"), return_counts=True)
+    if counts is None:
+        counts = np.unique(row_keys(prep, "train"), return_counts=True)[1]
     n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
     repeats = n - n1
     binomial, good_turing = n1 - n1 * n1 / n, n1 + 2 * n2 - n1 * n1 / n  # n^2 x the two variances
@@ -307,18 +309,25 @@ def train_repeats(prep: PreparedTables) -> tuple[int, int, int]:
     return repeats, round(repeats / n * rows), round(rows)
 
 
-def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
-    """Share of synthetic rows, and of holdout rows, equal to some train row on all prepared
-    columns (canonical values, so CSV-vs-Parquet dtype differences do not hide copies)."""
+def identical_match_counts(prep: PreparedTables) -> tuple[int, int, np.ndarray]:
+    """Synthetic rows and holdout rows equal to some train row on all prepared columns
+    (canonical values, so CSV-vs-Parquet dtype differences do not hide copies), and how often
+    each distinct train row occurs (for :func:`train_repeats`): the train split hashed once."""
     if not prep.columns:
-        return 0.0, 0.0
-    train = np.unique(row_keys(prep, "train"))
+        return 0, 0, np.zeros(0, dtype=np.int64)
+    train, counts = np.unique(row_keys(prep, "train"), return_counts=True)
 
-    def share(role: str) -> float:
-        n = prep.n_rows(role)
-        return float(np.isin(row_keys(prep, role), train).mean()) if n else 0.0
+    def copies(role: str) -> int:
+        return int(np.isin(row_keys(prep, role), train).sum()) if prep.n_rows(role) else 0
 
-    return share("synthetic"), share("holdout")
+    return copies("synthetic"), copies("holdout"), counts
+
+
+def identical_match_shares(prep: PreparedTables) -> tuple[float, float]:
+    """Share of synthetic rows, and of holdout rows, equal to some train row (see
+    :func:`identical_match_counts`)."""
+    copies_s, copies_h, _ = identical_match_counts(prep)
+    return copies_s / max(prep.n_rows("synthetic"), 1), copies_h / max(prep.n_rows("holdout"), 1)
 
 
 def normalized_text(value: object) -> str:

@@ -339,10 +339,10 @@ def _datetime_format(sample: pd.Series) -> str | None:
         style = next((code for code, pattern in styles if offsets.str.fullmatch(pattern).all()), None)
         if style is None:  # "Z" beside offsets, or styles mixed: no one style to write them in
             return None
-        if not _zone_offsets(offsets, sample.str.replace(_OFFSET, "", regex=True)):
+        times = sample.str.replace(_OFFSET, "", regex=True)
+        if not _zone_offsets(offsets, times):
             return None
-        suffix = style
-        sample = sample.str.replace(_OFFSET, "", regex=True)
+        suffix, sample = style, times
     fraction = next((code for code, digits in (("%f", 6), (MILLISECONDS, 3))
                      if sample.str.contains(rf":\d\d\.\d{{{digits}}}$").all()), "")
     first = pd.Series(sample.unique()[:_FIRST_DISTINCT])
