@@ -1,6 +1,7 @@
 """`synthpipe` command line: run the pipeline, the demo, profile a source, check a release."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -32,7 +33,10 @@ def main() -> None:
     """
     try:
         code = app(standalone_mode=False)
-        # without standalone mode click returns (not raises) a command's typer.Exit code
+        # without standalone mode click returns (not raises) a command's typer.Exit code; typer
+        # returns Ctrl-C as 130
+        if code == 130:
+            console.print("aborted")
         if isinstance(code, int) and code:
             sys.exit(code)
     except SynthpipeError as exc:
@@ -147,6 +151,7 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
 
     _quiet_prefect_console()
     start = time.perf_counter()
+    _start_local_server()
     try:
         with _LiveProgress():
             result = synthesize(params)
@@ -157,6 +162,38 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
         _remove_if_empty(created)
         raise
     _print_result(result, time.perf_counter() - start)
+
+
+def _start_local_server() -> None:
+    """Start Prefect's temporary local server (used when no ``PREFECT_API_URL`` is set) in a
+    session of its own.
+
+    Ctrl-C in a terminal signals the whole foreground process group. Had the server been in it,
+    it would die at once, and the interrupted run would then spend minutes retrying to record its
+    crash before failing with a connection error. Out of the group, the server records the run
+    as crashed, the CLI prints ``aborted`` and exits 130, and the server is stopped at exit
+    (Prefect's ``atexit`` hook).
+    """
+    import subprocess
+
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return  # a real server, or Prefect's own error about the missing one
+
+    class _OwnSessionServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self):
+            popen = subprocess.Popen
+            subprocess.Popen = functools.partial(popen, start_new_session=True)
+            try:
+                return super()._run_uvicorn_command()
+            finally:
+                subprocess.Popen = popen
+
+    # Prefect's clients look the server up by port in a registry shared with this subclass, so
+    # the one started here is the one they use
+    _OwnSessionServer().start()
 
 
 def _missing_folders(path: Path) -> list[Path]:
