@@ -18,6 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from validation.errors import INTERNAL_ERROR, SynthpipeError, debug_enabled, internal_error_line
 
@@ -40,7 +41,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except SynthpipeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
@@ -253,7 +254,7 @@ class _LiveProgress:
 
 
 def _print_result(result, wall: float) -> None:
-    table = Table(title=f"{result.dataset}: {'PASS' if result.passed else 'FAIL'}", show_header=True)
+    table = Table(title=Text(f"{result.dataset}: {'PASS' if result.passed else 'FAIL'}"), show_header=True)
     table.add_column("step")
     table.add_column("seconds", justify="right")
     for step, secs in result.step_seconds.items():
@@ -261,13 +262,13 @@ def _print_result(result, wall: float) -> None:
     table.add_row("total (incl. Prefect start)", f"{wall:.2f}")
     out.print(table)
     # soft_wrap: paths and hashes stay on one line, to be copied whole
-    out.print(f"verdict: {result.verdict}   rows: {result.rows}   release: {result.release_path}", soft_wrap=True)
+    out.print(f"verdict: {result.verdict}   rows: {result.rows}   release: {result.release_path}", markup=False, soft_wrap=True)
     manifest = Path(result.release_path) / "manifest.json"
     if manifest.is_file():
         from tasks.release import sha256_file
 
         # what to announce with a hand-off: `synthpipe verify` prints it for the receiver to compare
-        out.print(f"manifest sha256: {sha256_file(manifest)}", soft_wrap=True)
+        out.print(f"manifest sha256: {sha256_file(manifest)}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -289,7 +290,7 @@ def profile(
     schema = profile_table(arrow_to_frame(arrow), default_name(spec), arrow.schema)
     if schema_file:
         schema = schema.apply_overrides(schema_file)
-    table = Table(title=f"{schema.name}: {schema.n_rows} rows", show_lines=False)
+    table = Table(title=Text(f"{schema.name}: {schema.n_rows} rows"), show_lines=False)
     for head in ("column", "kind", "arrow type", "nulls", "unique", "range / top values", "protection"):
         table.add_column(head)
     for c in schema.columns:
@@ -301,11 +302,12 @@ def profile(
             rng = f"{c.min} … {c.max}"
         else:
             rng = ""
-        table.add_row(c.name, c.kind.value, c.arrow_type, f"{c.null_rate:.1%}", str(c.n_unique), rng, c.protection.value)
+        # column names and values are data, never markup
+        table.add_row(Text(c.name), c.kind.value, c.arrow_type, f"{c.null_rate:.1%}", str(c.n_unique), Text(rng), c.protection.value)
     out.print(table)
     if write:
         schema.to_yaml(write)
-        out.print(f"schema written to {write}; edit kinds or protections and pass it with --schema")
+        out.print(f"schema written to {write}; edit kinds or protections and pass it with --schema", markup=False)
 
 
 @app.command()
@@ -356,23 +358,24 @@ def releases(
     unreadable: list[tuple[Path, str]] = []
     found = list_releases(out_dir, unreadable)
     for folder, why in unreadable:  # on stderr: the listing (or its JSON) stays clean
-        console.print(f"unreadable: {folder}: {why} (not listed; `synthpipe verify {folder}` says more)",
-                      style="yellow", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"warning: {folder}: {why}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in found], default=str))
         return
     if not found:
-        out.print(f"no releases under {out_dir}")
+        out.print(f"no releases under {out_dir}", markup=False)
         return
     # piped output gets the full ids and times instead of a table squeezed to 80 columns
     sink = out if out.is_terminal else Console(width=200)
-    table = Table(title=f"releases under {out_dir}")
+    table = Table(title=Text(f"releases under {out_dir}"))
     for head in ("dataset", "release", "verdict", "rows", "generator", "created (UTC)", ""):
         table.add_column(head, justify="right" if head == "rows" else "left")
     for r in found:
-        verdict = "[green]pass[/]" if r.verdict == "pass" else f"[red]{r.verdict}[/]"
+        # folder names and manifest values are data, never markup: Text, not str
+        verdict = Text(r.verdict, style="green" if r.verdict == "pass" else "red")
         where = "LATEST" if r.latest else ("quarantined" if r.quarantined else "")
-        table.add_row(r.dataset, r.release_id, verdict, "" if r.rows is None else str(r.rows), r.generator, r.created_at, where)
+        table.add_row(*map(Text, (r.dataset, r.release_id)), verdict, "" if r.rows is None else str(r.rows),
+                      *map(Text, (r.generator, r.created_at)), where)
     sink.print(table)
 
 
@@ -390,20 +393,22 @@ def verify(
     from tasks.releases_index import verify_release
 
     result = verify_release(release)
+    # paths and manifest values are printed as they are, never read as markup
+    plain = dict(markup=False, highlight=False, soft_wrap=True)
     for key, value in result.provenance().items():
-        out.print(f"{key:>20}: {value}", highlight=False, soft_wrap=True)
-    out.print(f"{'manifest sha256':>20}: {result.manifest_sha256}", highlight=False, soft_wrap=True)
+        out.print(f"{key:>20}: {value}", **plain)
+    out.print(f"{'manifest sha256':>20}: {result.manifest_sha256}", **plain)
     for problem in result.problems:
-        console.print(f"[red]mismatch:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(Text("mismatch: ", style="red") + Text(problem), highlight=False, soft_wrap=True)
     if not result.ok:
-        console.print(f"FAILED: {len(result.problems)} problem(s) in {result.path}", highlight=False, soft_wrap=True)
+        console.print(f"FAILED: {len(result.problems)} problem(s) in {result.path}", **plain)
         raise typer.Exit(1)
     summary = f"{result.checked_files} files match manifest.json; schema and row count match ({result.path})"
     if result.manifest.get("verdict") != "pass":
         console.print(f"INTACT BUT NOT A RELEASE: {summary}; the gate verdict is {result.manifest.get('verdict')!r} "
-                      "(a quarantined run)", highlight=False, soft_wrap=True)
+                      "(a quarantined run)", **plain)
         raise typer.Exit(1)
-    out.print(f"OK: {summary}", highlight=False, soft_wrap=True)
+    out.print(f"OK: {summary}", **plain)
 
 
 if __name__ == "__main__":

@@ -148,14 +148,36 @@ def write_release(
             "files": checksums,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        _sync_tree(tmp)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, final)
+        _sync_folder(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if passed:
         advance_latest(dataset_dir, release_id)
     return final
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Force a written release to disk before it is renamed into place and LATEST moves: without
+    it, a power cut could leave a renamed, listed release with empty files."""
+    for path in sorted(folder.rglob("*"), reverse=True):  # files before the folders holding them
+        if path.is_dir():
+            _sync_folder(path)
+        else:
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    _sync_folder(folder)
 
 
 def _is_release(folder: Path, dataset: str, release_id: str) -> bool:
@@ -172,7 +194,9 @@ def advance_latest(dataset_dir: Path, release_id: str) -> bool:
     """Point LATEST at ``release_id`` unless it names a newer release; True when it moved.
 
     Release ids sort by time, so LATEST never moves backwards: of two runs publishing at once,
-    the older one finishing last leaves LATEST on the newer. The check and the move happen under
+    the older one finishing last leaves LATEST on the newer. A LATEST that names no release (its
+    folder deleted, the file damaged) is replaced: a later-sorting name alone, left by a host
+    with a wrong clock say, must not hold LATEST forever. The check and the move happen under
     an exclusive lock on a file in the dataset folder, so no other run moves LATEST in between.
     """
     with open(Path(dataset_dir) / LATEST_LOCK, "a", encoding="utf-8") as lock:
@@ -189,12 +213,29 @@ def advance_latest(dataset_dir: Path, release_id: str) -> bool:
 def move_latest(dataset_dir: Path, release_id: str) -> None:
     """Point LATEST at ``release_id`` with an atomic rename (readers never see a partial file)."""
     tmp = dataset_dir / f".LATEST.{secrets.token_hex(4)}"
-    tmp.write_text(release_id + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(release_id + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, dataset_dir / "LATEST")
+    _sync_folder(dataset_dir)
+
+
+def latest_name(dataset_dir: Path) -> str | None:
+    """The release id LATEST holds; None when there is no LATEST, or it is not a line of UTF-8
+    text naming a folder beside it (a damaged or hand-edited LATEST)."""
+    try:
+        name = (Path(dataset_dir) / "LATEST").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return name
 
 
 def latest_release(dataset_dir: Path) -> Path | None:
-    marker = Path(dataset_dir) / "LATEST"
-    if not marker.exists():
+    """The release folder LATEST names, when it names one that holds a manifest."""
+    name = latest_name(dataset_dir)
+    if name is None or not (Path(dataset_dir) / name / "manifest.json").is_file():
         return None
-    return Path(dataset_dir) / marker.read_text(encoding="utf-8").strip()
+    return Path(dataset_dir) / name

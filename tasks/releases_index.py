@@ -9,15 +9,17 @@ checksummed ``report.json`` and the folder the release sits in.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from tasks.release import QUARANTINE, sha256_file
+from tasks.release import QUARANTINE, latest_name, sha256_file
 from validation.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -70,30 +72,40 @@ def list_releases(out: str | Path, unreadable: list[tuple[Path, str]] | None = N
     """Every release and quarantined run under ``out``, oldest first within each dataset.
 
     Hidden folders (``.work``, ``.models``, temporary ``.tmp-*`` writes) hold real data or
-    half-written output and are never listed. A folder whose manifest is not readable or not
-    shaped like a release manifest is skipped and, when ``unreadable`` is given, appended to it
-    with the reason.
+    half-written output and are never listed. A folder that cannot be read or whose manifest is
+    not shaped like a release manifest is skipped, and a LATEST naming no release is ignored;
+    when ``unreadable`` is given, each is appended to it with the reason.
     """
     root = Path(out)
     if not root.is_dir():
         raise InputError(f"output folder not found: {root}")
     found: list[ReleaseInfo] = []
+    notes = unreadable if unreadable is not None else []
     for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        marker = dataset_dir / "LATEST"
-        latest = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
-        places = [(d, False) for d in dataset_dir.iterdir()]
-        if (dataset_dir / QUARANTINE).is_dir():
-            places += [(d, True) for d in (dataset_dir / QUARANTINE).iterdir()]
+        # an output root is often shared: a folder this user cannot read is reported, not fatal
+        try:
+            places = [(d, False) for d in dataset_dir.iterdir()]
+            if (dataset_dir / QUARANTINE).is_dir():
+                places += [(d, True) for d in (dataset_dir / QUARANTINE).iterdir()]
+        except OSError as exc:
+            notes.append((dataset_dir, f"folder not readable ({exc.strerror or exc})"))
+            continue
+        latest = latest_name(dataset_dir)
+        if (dataset_dir / "LATEST").is_file() and (latest is None or not (dataset_dir / latest / MANIFEST).is_file()):
+            notes.append((dataset_dir / "LATEST", "names no release in this folder; the next passing run replaces it"))
         for folder, quarantined in places:
-            if not folder.is_dir() or folder.name.startswith(".") or folder.name == QUARANTINE:
+            try:
+                if not folder.is_dir() or folder.name.startswith(".") or folder.name == QUARANTINE:
+                    continue
+                if not (folder / MANIFEST).is_file():
+                    continue  # not a release folder
+            except OSError as exc:
+                notes.append((folder, f"folder not readable ({exc.strerror or exc})"))
                 continue
-            if not (folder / MANIFEST).is_file():
-                continue  # not a release folder
             manifest = _read_manifest(folder)
             why = _unreadable_why(manifest)
             if why is not None:
-                if unreadable is not None:
-                    unreadable.append((folder, why))  # `verify` says more
+                notes.append((folder, f"{why}; not listed (`synthpipe verify {folder}` says more)"))
                 continue
             rows = manifest.get("rows")
             found.append(
@@ -155,7 +167,10 @@ def resolve_release(target: str | Path) -> Path:
     if (path / MANIFEST).is_file():
         return path
     if (path / "LATEST").is_file():
-        name = (path / "LATEST").read_text(encoding="utf-8").strip()
+        try:
+            name = (path / "LATEST").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}/LATEST is not readable as text ({getattr(exc, 'strerror', None) or exc})") from None
         # LATEST names a release folder beside it, never a path (into quarantine/, another dataset)
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise InputError(f"{path}/LATEST holds {name!r}, which is not a release id")
@@ -179,29 +194,38 @@ def verify_release(target: str | Path) -> VerifyResult:
     """
     folder = resolve_release(target)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        raw = (folder / MANIFEST).read_bytes()  # hashed and parsed from the same bytes
+    except OSError as exc:
+        raise InputError(f"{folder / MANIFEST} is not readable ({exc.strerror or exc})") from None
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise InputError(f"{folder / MANIFEST} is not valid JSON: {exc}") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         raise InputError(f"{folder / MANIFEST} lists no file checksums; it is not a synthpipe release manifest")
-    result = VerifyResult(folder, manifest, manifest_sha256=sha256_file(folder / MANIFEST))
+    result = VerifyResult(folder, manifest, manifest_sha256=hashlib.sha256(raw).hexdigest())
 
     for rel, expected in sorted(files.items()):
         path = folder / rel
+        if path.is_symlink():  # its target may change after verification, or lie outside
+            result.problems.append(f"{rel}: a symbolic link, not a file")
+            continue
         if not path.resolve().is_relative_to(folder.resolve()):
             result.problems.append(f"{rel}: path leaves the release folder")
             continue
         if not path.is_file():
             result.problems.append(f"{rel}: missing")
             continue
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            result.problems.append(f"{rel}: not readable ({exc.strerror or exc})")
+            continue
         result.checked_files += 1
         if actual != expected:
             result.problems.append(f"{rel}: sha256 {actual[:12]}… differs from the manifest's {str(expected)[:12]}…")
-    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
-    for extra in sorted(on_disk - set(files)):
-        result.problems.append(f"{extra}: not listed in the manifest")
+    result.problems += _unlisted_entries(folder, set(files))
 
     parts = sorted(rel for rel in files if rel.startswith("data/") and rel.endswith(".parquet"))
     if not parts:
@@ -227,6 +251,42 @@ def verify_release(target: str | Path) -> VerifyResult:
     via_latest = Path(target) if folder != Path(target) else None
     result.problems += _verdict_problems(folder, manifest, files, via_latest)
     return result
+
+
+def _unlisted_entries(folder: Path, listed: set[str]) -> list[str]:
+    """Every entry of the release folder that is not a listed regular file.
+
+    Readers of ``data/`` take whatever it holds, so nothing may hide there unnoticed: a symbolic
+    link (a linked folder's files would be read with the data, and a link's target can change
+    after verification), a FIFO or device, an empty folder, a folder that cannot be read. The
+    walk never follows links.
+    """
+    problems: list[str] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(folder) if exc.filename else Path(".")
+        problems.append(f"{where}/: folder not readable ({exc.strerror or exc})")
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        base = Path(root).relative_to(folder)
+        if not dirs and not names and base != Path("."):
+            problems.append(f"{base}/: an empty folder, not in the manifest")
+        for name in sorted(dirs):
+            if (Path(root) / name).is_symlink():  # os.walk lists linked folders but does not enter them
+                problems.append(f"{(base / name).as_posix()}: a symbolic link to a folder, not in the manifest")
+        for name in sorted(names):
+            rel = (base / name).as_posix()
+            if rel == MANIFEST:
+                continue
+            mode = os.lstat(Path(root) / name).st_mode
+            if stat.S_ISLNK(mode):
+                if rel not in listed:  # a listed one is reported with the checksums
+                    problems.append(f"{rel}: a symbolic link, not in the manifest")
+            elif not stat.S_ISREG(mode):
+                problems.append(f"{rel}: not a regular file, and not in the manifest")
+            elif rel not in listed:
+                problems.append(f"{rel}: not listed in the manifest")
+    return problems
 
 
 def _verdict_problems(folder: Path, manifest: dict[str, Any], files: dict[str, Any],
@@ -267,7 +327,9 @@ def _verdict_problems(folder: Path, manifest: dict[str, Any], files: dict[str, A
     # quarantine/ is a quarantined run relabelled in place, and LATEST must name the release
     # whose folder it names.
     place = Path(os.path.abspath(folder))
-    if passed and place.parent.name == QUARANTINE:
+    # <dataset>/quarantine/<run>: a dataset may itself be named "quarantine", and a receiver may
+    # keep hand-offs in a folder of that name
+    if passed and place.parent.name == QUARANTINE and place.parent.parent.name == manifest.get("dataset"):
         problems.append(f"the manifest says 'pass' but the folder sits in {QUARANTINE}/")
     if via_latest is not None and manifest.get("release_id") != place.name:
         problems.append(f"LATEST names {place.name}, but its manifest is release {manifest.get('release_id')!r}")

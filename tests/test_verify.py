@@ -259,7 +259,7 @@ def test_releases_skips_and_reports_malformed_manifests(tmp_path, table, manifes
     broken = _broken_release(tmp_path, manifest)
     unreadable: list = []
     assert [r.release_id for r in list_releases(tmp_path, unreadable)] == [good.name]
-    assert unreadable == [(broken, f"manifest.json {why}")]
+    assert unreadable == [(broken, f"manifest.json {why}; not listed (`synthpipe verify {broken}` says more)")]
     assert [r.release_id for r in list_releases(tmp_path)] == [good.name]
 
 
@@ -270,6 +270,80 @@ def test_cli_releases_reports_a_malformed_manifest_on_one_line(tmp_path, table):
         proc = _cli("releases", str(tmp_path), *args)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip().splitlines() == [
-            f"unreadable: {broken}: manifest.json field 'generator' is not an object (not listed; `synthpipe verify {broken}` says more)"
+            f"warning: {broken}: manifest.json field 'generator' is not an object; not listed (`synthpipe verify {broken}` says more)"
         ]
     assert [r["release_id"] for r in json.loads(_cli("releases", str(tmp_path), "--json").stdout)] == [good.name]
+
+
+def test_nothing_hides_in_a_release_folder_not_even_behind_links(tmp_path, table):
+    """Readers of data/ take whatever it holds: a linked folder of extra parts, a dangling link,
+    a FIFO or an empty folder are all mismatches (os.walk and rglob skip some of them)."""
+    import os
+
+    release = _release(tmp_path, table)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    pq.write_table(table.slice(0, 5), extra / "part-00000.parquet")
+    (release / "data" / "more").symlink_to(extra, target_is_directory=True)
+    (release / "gone").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(release / "data" / "pipe")
+    (release / "data" / "empty").mkdir()
+    (release / "report.json").rename(tmp_path / "report.json")
+    (release / "report.json").symlink_to(tmp_path / "report.json")  # same bytes, but a link
+    assert sorted(verify_release(release).problems) == [
+        "data/empty/: an empty folder, not in the manifest",
+        "data/more: a symbolic link to a folder, not in the manifest",
+        "data/pipe: not a regular file, and not in the manifest",
+        "gone: a symbolic link, not in the manifest",
+        "report.json: a symbolic link, not a file",
+    ]
+
+
+def test_an_unreadable_file_is_a_mismatch_not_a_crash(tmp_path, table, monkeypatch):
+    import tasks.releases_index
+
+    release = _release(tmp_path, table)
+    real = tasks.releases_index.sha256_file
+
+    def sha256_file(path):
+        if path.name == "report.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(tasks.releases_index, "sha256_file", sha256_file)
+    assert verify_release(release).problems == ["report.json: not readable (Permission denied)"]
+
+
+def test_a_dataset_named_quarantine_verifies_and_a_receiver_may_keep_hand_offs_in_quarantine(tmp_path, table):
+    import shutil
+
+    assert verify_release(_release(tmp_path, table, dataset="quarantine")).ok
+    assert verify_release(tmp_path / "quarantine").ok
+    inbox = shutil.copytree(_release(tmp_path, table), tmp_path / "inbox" / "quarantine" / "planes-2026")
+    assert verify_release(inbox).ok
+
+
+def test_a_latest_naming_no_release_is_replaced_by_the_next_and_listed_with_a_warning(tmp_path, table):
+    _release(tmp_path, table)
+    latest = tmp_path / "planes" / "LATEST"
+    for damaged in (b"20991231T000000Z-ffffff\n", b"\xff\xfe"):  # a deleted release from a wrong clock; not text
+        latest.write_bytes(damaged)
+        notes: list = []
+        listed = list_releases(tmp_path, notes)
+        assert not any(r.latest for r in listed)
+        assert notes == [(latest, "names no release in this folder; the next passing run replaces it")]
+        newer = _release(tmp_path, table)
+        assert latest.read_text() == newer.name + "\n" and verify_release(tmp_path / "planes").path == newer
+    latest.write_bytes(b"\xff\xfe")
+    with pytest.raises(InputError, match="LATEST is not readable as text"):
+        verify_release(tmp_path / "planes")
+
+
+def test_names_and_values_are_printed_as_they_are_not_as_markup(tmp_path, table):
+    release = _release(tmp_path, table, dataset="[red]planes")
+    (release / "[conceal]backdoor.py").write_text("print(1)")
+    bad = _cli("verify", str(release))
+    assert bad.returncode == 1
+    assert "mismatch: [conceal]backdoor.py: not listed in the manifest" in bad.stderr
+    listing = _cli("releases", str(tmp_path))
+    assert listing.returncode == 0 and "[red]planes" in listing.stdout, listing.stderr
