@@ -578,3 +578,28 @@ def test_malformed_schema_yaml_is_one_line_naming_where(tmp_path):
     folder.mkdir()
     with pytest.raises(InputError, match="cannot be read"):
         schema.apply_overrides(folder)
+
+
+_PEOPLE = ["Eve Smith", "Ahmed Khan", "Sofia Rossi", "Liam O'Brien", "Smith, John", "Dr. Maria Garcia",
+           "Jan van der Berg", "Chloé Dubois", "Lukas Müller Jr.", "Mary-Jane Watson", "Olga Nowak", "Kenji Tanaka",
+           "Grace Hopper", "Alan Turing", "Ada Lovelace", "Tom Baker", "Priya Patel", "Noah Johnson",
+           "Emma Brown", "Mateo López"]
+_PLACES = ["New York", "Los Angeles", "San Jose", "Fort Worth", "Kansas City", "El Paso", "Long Beach",
+           "Oklahoma City", "Las Vegas", "San Antonio", "Virginia Beach", "Colorado Springs", "Salt Lake City",
+           "Jackson County Airport", "Boston", "Denver", "Austin", "Charlotte", "Phoenix", "Miami"]
+
+
+def test_person_names_under_a_neutral_header_are_pii_and_places_are_not():
+    from validation.person_names import is_person_name
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "person": rng.choice(_PEOPLE, 600),  # 20 real-looking names repeated: categorical by shape
+        "city": rng.choice(_PLACES, 600),
+        "owner": rng.choice(["Aircraft Leasing Ltd", "Delta Air Lines Inc.", "United Air Lines Inc."], 600),
+    })
+    by_name = {c.name: c for c in profile_table(df, "t").columns}
+    assert by_name["person"].kind == ColumnKind.PII and by_name["person"].pii_type == PIIType.PERSON_NAME
+    assert by_name["person"].protection == Protection.FAKE  # never published as real values
+    assert by_name["city"].kind == ColumnKind.CATEGORICAL and by_name["owner"].kind == ColumnKind.CATEGORICAL
+    assert sum(map(is_person_name, _PEOPLE)) >= 18 and sum(map(is_person_name, _PLACES)) <= 4

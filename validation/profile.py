@@ -28,6 +28,7 @@ from validation.columns import (
     utc_format,
 )
 from validation.errors import InputError
+from validation.person_names import looks_like_person_names
 from validation.schema import CategoryCount, ColumnKind, ColumnSchema, PIIType, Protection, TableSchema, default_protection
 
 MIN_ROWS = 50
@@ -183,6 +184,8 @@ def _detect_kind(
     pii = _pii_by_content(sample)
     if pii is not None:
         return ColumnKind.PII, {"pii_type": pii}
+    if looks_like_person_names(sample):  # real names under a neutral header ("person", "owner")
+        return ColumnKind.PII, {"pii_type": PIIType.PERSON_NAME}
     no_spaces = not sample.str.contains(r"\s").any()
     if unique_ratio == 1.0 and len(non_null) >= 20 and no_spaces and (
         _KEY_NAME.search(key_name) or sample.str.len().max() <= 40
