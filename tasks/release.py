@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ def write_release(
             log.info("release %s is already in place at %s (an earlier attempt wrote it)", release_id, final)
             return final
         raise OutputError(f"release {final} already exists; refusing to overwrite it")
+    _sweep_stale_writes(dataset_dir)
     tmp = dataset_dir / f".tmp-{release_id}"
     try:
         (tmp / "data").mkdir(parents=True)
@@ -158,6 +160,23 @@ def write_release(
     if passed:
         advance_latest(dataset_dir, release_id)
     return final
+
+
+STALE_WRITE_SECONDS = 24 * 3600
+"""A ``.tmp-*`` write folder untouched this long was left by a killed run: a write takes minutes."""
+
+
+def _sweep_stale_writes(dataset_dir: Path) -> None:
+    """Remove the ``.tmp-*`` folders of writes killed mid-way (kill -9, power cut), which would
+    otherwise travel with every copy of the dataset folder. A live write is never that old."""
+    now = time.time()
+    for folder in dataset_dir.glob(".tmp-*"):
+        try:
+            if folder.is_dir() and now - folder.stat().st_mtime > STALE_WRITE_SECONDS:
+                shutil.rmtree(folder)
+                log.info("removed %s, the half-written output of a killed run", folder)
+        except OSError:  # another run removed it, or it is not ours to remove: not this run's problem
+            continue
 
 
 def _sync_folder(folder: Path) -> None:

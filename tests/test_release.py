@@ -133,3 +133,21 @@ def test_release_text_files_are_utf8_whatever_the_locale(tmp_path):
     assert (release / "report.html").read_bytes().decode("utf-8") == "<p>Z\u00f6e \u2264 0.53</p>"
     assert json.loads((release / "report.json").read_bytes().decode("utf-8")) == {"title": "M\u00fcnchen"}
     assert json.loads((release / "manifest.json").read_bytes().decode("utf-8"))["note"] == "\u00e9t\u00e9"
+
+
+def test_a_killed_write_is_swept_once_stale_and_a_fresh_one_is_left(tmp_path):
+    import time
+
+    import pyarrow as pa
+
+    from tasks.release import STALE_WRITE_SECONDS
+
+    stale = tmp_path / "t" / ".tmp-20200101T000000Z-aaaaaa"
+    fresh = tmp_path / "t" / ".tmp-20990101T000000Z-bbbbbb"  # another run writing now
+    for folder in (stale, fresh):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "part-00000.parquet").write_bytes(b"half")
+    old = time.time() - STALE_WRITE_SECONDS - 60
+    os.utime(stale, (old, old))
+    write_release(tmp_path, "t", pa.table({"x": [1, 2]}), {}, {}, passed=True)
+    assert not stale.exists() and fresh.exists()
