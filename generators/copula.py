@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,13 +27,14 @@ from validation.columns import (
 )
 from validation.schema import ColumnKind, TableSchema
 
-_NULL = "__null__"
+_NULL = "__null__"  # how models saved before nulls were positional marked them
 
 
 class CopulaConfig(GeneratorConfig):
     """Gaussian copula options."""
 
-    distribution: str = Field("beta", description="marginal family: beta, gaussian_kde, truncated_gaussian, uniform")
+    distribution: Literal["beta", "gaussian_kde", "truncated_gaussian", "uniform", "gaussian"] = Field(
+        "beta", description="marginal family of every modeled column")
     enforce_min_max: bool = Field(True, description="clip sampled numerics to the real range")
 
 
@@ -77,17 +79,28 @@ class CopulaGenerator(Generator):
                 entry["dtype_categories"] = [_jsonable(v) for v in s.cat.categories]
                 entry["dtype_ordered"] = bool(s.cat.ordered)
             if col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-                values = s.astype(object).where(s.notna(), _NULL)
-                counts = values.value_counts(sort=True)
-                probs = (counts / counts.sum()).to_numpy()
+                # nulls are one more category, by position: no value of the column can stand for them
+                null = s.isna().to_numpy()
+                counts = s[~null].astype(object).value_counts(sort=True)
+                cats, weights = [_jsonable(v) for v in counts.index], counts.to_numpy(dtype=float)
+                codes = pd.Categorical(s[~null].astype(object), categories=counts.index).codes.astype(np.int64)
+                codes_all = np.zeros(len(s), dtype=np.int64)
+                codes_all[~null] = codes
+                null_index = None
+                if null.any():  # placed by its frequency, as SDV's UniformEncoder orders categories
+                    null_index = int(np.searchsorted(-weights, -float(null.sum()), side="right"))
+                    cats.insert(null_index, None)
+                    weights = np.insert(weights, null_index, float(null.sum()))
+                    codes_all[~null] = codes + (codes >= null_index)
+                    codes_all[null] = null_index
+                probs = weights / weights.sum()
                 edges = np.concatenate([[0.0], np.cumsum(probs)])
                 edges[-1] = 1.0
-                entry.update(categories=[_jsonable(v) for v in counts.index], edges=edges.tolist())
-                if len(counts) > 1:
-                    codes = pd.Categorical(values, categories=counts.index).codes
-                    lo, hi = edges[codes], edges[codes + 1]
+                entry.update(categories=cats, edges=edges.tolist(), null_index=null_index)
+                if len(cats) > 1:
+                    lo, hi = edges[codes_all], edges[codes_all + 1]
                     # SDV's UniformEncoder: a uniform draw inside the category's interval
-                    encoded[entry["column"]] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(values))
+                    encoded[entry["column"]] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(s))
             else:
                 numeric = numeric_values(s, col)
                 null = np.isnan(numeric)
@@ -101,7 +114,11 @@ class CopulaGenerator(Generator):
                     entry["datetime_form"] = DatetimeForm.of(s).to_json()
                     entry["step_seconds"] = _datetime_step(finite - entry["min"])
                 if len(finite) and finite.min() != finite.max():
-                    encoded[entry["column"]] = np.where(null, finite.mean(), numeric)
+                    # rescaled to [0, 1]: the beta marginal is a location-scale family, so the model
+                    # is the same, but its fit fails on magnitudes such as 1e-300 or 1e300 (whose
+                    # variance under- or overflows, so the range is the scale)
+                    entry["shift"], entry["scale"] = entry["min"], entry["max"] - entry["min"]
+                    encoded[entry["column"]] = (np.where(null, entry["shift"], numeric) - entry["shift"]) / entry["scale"]
                     entry["modeled"] = True
                 if 0 < entry["null_rate"] < 1:
                     # Like a two-category column: null -> U(0, p), present -> U(p, 1), so the
@@ -149,11 +166,15 @@ class CopulaGenerator(Generator):
                 else:
                     idx = np.zeros(n, dtype=int)
                 values = np.asarray(cats, dtype=object)[idx]
-                values[values == _NULL] = None
+                if "null_index" in entry:
+                    if entry["null_index"] is not None:
+                        values[idx == entry["null_index"]] = None
+                else:  # models saved before nulls were positional
+                    values[values == _NULL] = None
                 out[name] = values
             else:
-                if entry.get("modeled"):
-                    x = raw[column].to_numpy(dtype=float)
+                if entry.get("modeled") and column in raw:
+                    x = raw[column].to_numpy(dtype=float) * entry.get("scale", 1.0) + entry.get("shift", 0.0)
                 else:
                     x = np.full(n, entry["min"], dtype=float)
                 if self.config.enforce_min_max:

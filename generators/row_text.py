@@ -27,7 +27,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from validation.columns import DatetimeForm, datetime_ticks, require_finite, ticks_to_datetime_like
+from validation.columns import DatetimeForm, datetime_ticks, dtype_name, require_finite, ticks_to_datetime_like
 from validation.errors import InputError
 from validation.schema import ColumnKind, ColumnSchema
 
@@ -178,13 +178,15 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
     hour, a wind speed measured in whole knots) is treated as a set of values: each becomes one
     or a few tokens instead of a digit string, and sampling picks among the seen values.
     """
-    dtype = str(values.dtype)
+    dtype = dtype_name(values.dtype)  # "string[pyarrow]", not "string": the storage comes back too
     has_null = bool(values.isna().any())
     # A missing value is valid only when the schema allows it; it is learnable only when the
     # training rows have some.
     allow_null = bool(column.nullable and has_null)
     if column.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-        categories = column.category_values
+        # seen values only: a pandas category column's unused categories (count 0) keep their place
+        # in the dtype, but are never sampled
+        categories = [c.value for c in column.categories or [] if c.count > 0]
         if not categories:  # a schema without categories: use the training values
             categories = [v.item() if hasattr(v, "item") else v for v in pd.unique(values.dropna())]
         own = [_jsonable(v) for v in values.cat.categories] if isinstance(values.dtype, pd.CategoricalDtype) else None
@@ -430,6 +432,14 @@ def _float_grid(column: ColumnSchema, present: list[Any], lo: float, hi: float) 
     column's smallest non-zero magnitude to 0 (values below 1e-10) or leave no grid point between
     the bounds; a column that needs more than ``_MAX_DECIMALS`` digits is refused.
     """
+    largest = max(abs(float(lo)), abs(float(hi)))
+    if largest >= 10.0**_MAX_DECIMALS:
+        # every integer digit is a token: a 1e300 float would be 301 of them, and planning its
+        # constrained spelling grows faster than its length
+        raise InputError(
+            f"column {column.name!r} has magnitudes up to {largest:.3g}, more than the llm family spells "
+            f"(at most {_MAX_DECIMALS} integer digits): rescale the column in the source (e.g. to larger "
+            "units), or use another generator family")
     decimals = column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT
     magnitudes = [abs(float(v)) for v in [*present, lo, hi] if float(v) != 0 and math.isfinite(float(v))]
     tiny = min(magnitudes) if magnitudes else None

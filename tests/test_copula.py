@@ -132,3 +132,40 @@ def test_a_source_column_named_like_a_null_flag_does_not_replace_it(tmp_path):
         out = model.sample(2000, seed=0)
         assert 0.08 < out["wind"].isna().mean() < 0.14 and out["wind#null"].notna().all()
         assert out["wind#null"].min() >= df["wind#null"].min()
+
+
+def _fit(df: pd.DataFrame, **options) -> CopulaGenerator:
+    from validation.profile import profile_table
+
+    return make_generator("copula", options).fit(df, profile_table(df, "t"))
+
+
+def test_zero_rows_and_extreme_magnitudes(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    empty = _fit(pd.DataFrame({"x": rng.normal(size=100), "c": rng.choice(["a", "b"], 100)})).sample(0)
+    assert len(empty) == 0 and empty["x"].dtype == "float64"
+    for magnitude in (1e-300, 1e-12, 1e300):  # the beta fit failed on the first and last (all nulls)
+        real = pd.DataFrame({"t": rng.uniform(1, 9, 500) * magnitude})
+        gen = _fit(real)
+        out = gen.sample(300, seed=3)
+        assert out["t"].notna().all() and out["t"].between(real["t"].min(), real["t"].max()).all()
+        assert out["t"].nunique() > 250, magnitude  # 1e-12 was rounded to 10 decimals: one value
+        gen.save(tmp_path / str(magnitude))
+        pd.testing.assert_frame_equal(load_generator(tmp_path / str(magnitude)).sample(300, seed=3), out)
+
+
+def test_a_category_spelled_like_the_null_marker_stays_a_value():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"c": rng.choice(["__null__", "A"], 400), "d": rng.choice(["x", None, "y"], 400)})
+    out = _fit(real).sample(2000, seed=1)
+    assert out["c"].notna().all() and set(out["c"]) == {"__null__", "A"}
+    assert out["d"].isna().mean() == pytest.approx(real["d"].isna().mean(), abs=0.05)
+
+
+def test_an_unknown_marginal_is_a_config_error():
+    with pytest.raises(ConfigError, match="distribution"):
+        make_generator("copula", {"distribution": "Beta"})

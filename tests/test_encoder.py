@@ -395,3 +395,17 @@ def test_decimals_fallback_mirrors_the_profile() -> None:
                    (rng.integers(0, 10**4, 500) / 100).astype(np.float32).astype(np.float64), rng.normal(size=500)):
         assert _decimals(values) == profile_decimals(pd.Series(values))
     assert _decimals(np.round(rng.uniform(0, 0.0009, 500), 6)) == 6
+
+
+def test_magnitudes_below_ten_decimals_are_not_rounded_onto_one_value() -> None:
+    from validation.columns import decimal_places
+
+    rng = np.random.default_rng(0)
+    assert decimal_places(np.array([0.25, 1.5, 2.125])) == 3
+    assert decimal_places(rng.normal(size=100)) == 10  # doubles of ordinary magnitude: 10 places lose nothing
+    assert decimal_places(rng.uniform(1, 9, 100) * 1e-12) is None  # 10 places would make every value 0
+    df = pd.DataFrame({"p": rng.uniform(1, 9, 3000) * 1e-12})  # > 1000 values: decoded by rounding
+    enc, matrix, back = _roundtrip(df, profile_table(df, "t"))
+    assert back["p"].nunique() == 3000
+    sampled = enc.inverse_transform(np.random.default_rng(1).normal(size=(500, matrix.shape[1])))
+    assert sampled["p"].nunique() > 400 and sampled["p"].between(df["p"].min(), df["p"].max()).all()

@@ -86,7 +86,7 @@ def assert_valid(synth: pd.DataFrame, real: pd.DataFrame, schema: TableSchema) -
             assert ((x >= col.min) & (x <= col.max)).all(), col.name
             if col.kind == ColumnKind.INTEGER:
                 assert (x == np.round(x)).all(), col.name
-            else:
+            elif col.decimals is not None:  # None: magnitudes too small to round (not rounded)
                 assert np.allclose(x, x.round(col.decimals), atol=1e-9), col.name
         elif col.kind == ColumnKind.DATETIME:
             ts = _utc(pd.to_datetime(v, format=col.datetime_format) if col.datetime_format else pd.to_datetime(v))
@@ -626,6 +626,20 @@ def test_tiny_floats_widen_the_decimals():
     far = pd.DataFrame({"x": [1e-300, 2e-300, 3e-300]})
     with pytest.raises(InputError, match="'x'"):
         LLMGenerator(LLMConfig(**TINY)).fit(far, profile_table(far, "far"))
+    # and the other end: a 1e300 float would be 301 digit tokens, and planning them took hours
+    huge = pd.DataFrame({"h": rng.uniform(1, 9, n) * 1e100})
+    with pytest.raises(InputError, match="'h' has magnitudes up to .*at most 30 integer digits"):
+        LLMGenerator(LLMConfig(**TINY)).fit(huge, profile_table(huge, "huge"))
+
+
+def test_string_storage_comes_back_and_unused_categories_are_never_sampled():
+    rng = np.random.default_rng(0)
+    n = 120
+    df = pd.DataFrame({"s": pd.Series(rng.choice(["a", "b", "c"], n), dtype="string[pyarrow]"),
+                       "c": pd.Categorical(rng.choice(["lo", "mid"], n), categories=["lo", "mid", "hi", "unused"])})
+    out = LLMGenerator(LLMConfig(**TINY)).fit(df, profile_table(df, "t")).sample(200, seed=0)
+    assert out["s"].dtype == df["s"].dtype and out["c"].dtype == df["c"].dtype
+    assert set(out["c"].dropna()) <= {"lo", "mid"}
 
 
 def test_object_column_of_aware_datetimes_stays_aware():

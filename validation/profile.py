@@ -234,7 +234,7 @@ def numeric_range(values: pd.Series | np.ndarray) -> dict:
     return {"min": float(values.min()), "max": float(values.max())}
 
 
-def _decimals(values: pd.Series) -> int:
+def _decimals(values: pd.Series) -> int | None:
     """:func:`validation.columns.decimal_places` of a column. inf and -inf (an input error, raised
     by :func:`require_finite_numbers` once the schema file is applied) warn nothing here."""
     with np.errstate(invalid="ignore", over="ignore"):
