@@ -336,8 +336,8 @@ def _name_like(cell: str) -> bool:
 def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
     """csv.Sniffer's type test, plus two rules for what it misses:
 
-    * a first row of distinct non-numeric names that never reappear in their column below is a
-      header (all-text tables);
+    * a first row of distinct non-numeric names (each with a letter) that never reappear in their
+      column below is a header (all-text tables);
     * a first row with a name (a cell holding a letter that is no number, null or missing-value
       spelling and no censored value such as ``<0.5``) above a column whose sampled values are all
       numbers is a header, even when other header cells are numbers (a pivot with
@@ -358,7 +358,8 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
         body = _column_values(rest, i)
         if body and all(_numeric(v) for v in body):
             return True
-    if not first or any(not f.strip() or _numeric(f) for f in first) or len(set(first)) != len(first):
+    # names hold a letter: a first row of timestamps or codes such as 2020-01-01 is data
+    if not first or any(not f.strip() or _numeric(f) or not _LETTER.search(f) for f in first) or len(set(first)) != len(first):
         return False
     return all(first[i] not in {r[i] for r in rest if len(r) > i} for i in range(len(first)))
 

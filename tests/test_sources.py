@@ -557,3 +557,13 @@ def test_whitespace_file_of_iso_timestamps_with_offsets_stays_one_column(tmp_pat
     path = tmp_path / "stamps.txt"
     path.write_text("".join(f"2020-01-{d:02d}T10:00:00 +0{d % 3}00\n" for d in range(1, 40)))
     assert _read(path).num_columns == 1
+
+
+def test_a_headerless_file_of_one_timestamp_column_keeps_its_first_row(tmp_path):
+    path = tmp_path / "stamps.csv"
+    path.write_text("2020-01-01 00:00:00\n2020-01-02 00:00:00\n2020-01-03 05:00:00\n2020-01-04 00:00:00\n")
+    table = read_source(SourceSpec(str(path)))
+    assert table.column_names == ["col_1"] and table.num_rows == 4
+    named = tmp_path / "named.csv"
+    named.write_text("when\n2020-01-01 00:00:00\n2020-01-02 00:00:00\n")
+    assert read_source(SourceSpec(str(named))).column_names == ["when"]
