@@ -591,7 +591,7 @@ def dcr_p5_bounds(holdout_dcr: np.ndarray, synthetic_dcr: np.ndarray, z: float, 
     return lower, upper
 
 
-def _distance_checks(m: dict[str, Any], config: GateConfig, arrays: dict[str, np.ndarray] | None = None) -> list[CheckResult]:
+def _distance_checks(m: dict[str, Any], config: GateConfig, arrays: dict[str, np.ndarray]) -> list[CheckResult]:
     from validation.privacy import near_match_limit
 
     z = config.noise_z
@@ -617,8 +617,7 @@ def _distance_checks(m: dict[str, Any], config: GateConfig, arrays: dict[str, np
     # below the limit beyond sampling noise: the synthetic upper bound of the percentile under
     # min_dcr_p5_ratio times the holdout's lower bound (see dcr_p5_bounds).
     ratio = m["dcr_p5_ratio"]
-    low_h, up_s = (m["holdout_dcr_p5"], m["dcr_p5"]) if arrays is None else dcr_p5_bounds(
-        arrays["dcr_holdout_train"], arrays["dcr_synthetic_train"], z)
+    low_h, up_s = dcr_p5_bounds(arrays["dcr_holdout_train"], arrays["dcr_synthetic_train"], z)
     m["holdout_dcr_p5_lower_bound"], m["dcr_p5_upper_bound"] = low_h, up_s
     beyond_noise = up_s < config.min_dcr_p5_ratio * low_h
     ok = ratio is None or ratio >= config.min_dcr_p5_ratio or not beyond_noise
