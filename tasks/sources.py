@@ -645,10 +645,36 @@ def parquet_files(folder: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ SQL
+def _read_only_sqlite(path: Path):
+    """A connection to the SQLite file ``path`` that can only read it.
+
+    ``mode=ro`` stops writes to the file itself, but not statements that write elsewhere:
+    ``ATTACH`` creates another database file and ``VACUUM INTO`` copies the real one out. The
+    authorizer lets a query read tables, call functions and recurse, and nothing else (SQLite
+    authorizes ``VACUUM INTO`` as an attach). The path is percent-encoded: a ``#`` or ``?`` in a
+    file name would otherwise end the URI's path and drop ``mode=ro``.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE,
+               sqlite3.SQLITE_TRANSACTION}  # BEGIN and the ROLLBACK that ends every query
+
+    def authorize(action: int, name: str | None, value: str | None, *_: object) -> int:
+        if action in allowed or (action == sqlite3.SQLITE_PRAGMA and name == "read_uncommitted" and value is None):
+            return sqlite3.SQLITE_OK  # SQLAlchemy reads that pragma to learn the isolation level
+        return sqlite3.SQLITE_DENY
+
+    conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    conn.set_authorizer(authorize)
+    return conn
+
+
 def read_sql(url: str, query: str, password_block: str | None = None) -> pa.Table:
     """Run ``query`` on a SQLAlchemy URL in a transaction that is always rolled back.
 
-    SQLite files are opened read-only at the driver level, so not even a bad query can write.
+    SQLite files are opened read-only at the driver level, and the query may only read
+    (:func:`_read_only_sqlite`), so not even a bad query can write.
     A URL with a user and no password gets it from :func:`with_password`.
     """
     import pandas as pd
@@ -662,14 +688,10 @@ def read_sql(url: str, query: str, password_block: str | None = None) -> pa.Tabl
     display = parsed.render_as_string(hide_password=True)
     try:
         if parsed.get_backend_name() == "sqlite":
-            import sqlite3
-
             db = parsed.database or ""
             if not db or not Path(db).exists():
                 raise InputError(f"SQLite database not found: {db or '(none given)'}")
-            engine = sa.create_engine(
-                "sqlite://", creator=lambda: sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
-            )
+            engine = sa.create_engine("sqlite://", creator=lambda: _read_only_sqlite(Path(db)))
         else:
             engine = sa.create_engine(with_password(parsed, password_block))
         with engine.connect() as conn:
@@ -682,6 +704,8 @@ def read_sql(url: str, query: str, password_block: str | None = None) -> pa.Tabl
         raise
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        if "authoriz" in reason:  # our SQLite authorizer refused a statement
+            reason += " (a query may only read: no ATTACH, VACUUM, PRAGMA or writes)"
         raise InputError(f"query on {display} failed: {reason}") from None
     except ModuleNotFoundError as exc:
         raise InputError(f"no database driver for {display}: install {exc.name}") from None

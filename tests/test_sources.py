@@ -66,6 +66,25 @@ def test_sql_query_on_sqlite_leaves_the_database_untouched(tmp_path):
         _read(f"sqlite:///{tmp_path / 'missing.db'}", query="SELECT 1")
 
 
+def test_sql_on_sqlite_can_only_read_even_with_odd_file_names(tmp_path):
+    """mode=ro guards the file itself; ATTACH and VACUUM INTO wrote other files, and a '#' in the
+    file name ended the URI's path, dropping mode=ro (a 'sales' file was created and written)."""
+    db = tmp_path / "sales#2024.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"x{i % 7}") for i in range(200)])
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    url = f"sqlite:///{db}"
+    assert _read(url, query="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) "
+                            "SELECT t.* FROM t JOIN c ON t.a = c.x").num_rows == 3
+    for query in ("CREATE TABLE pwned (a)", f"VACUUM INTO '{tmp_path / 'copy.db'}'",
+                  f"ATTACH DATABASE '{tmp_path / 'other.db'}' AS e", "PRAGMA user_version = 7"):
+        with pytest.raises(InputError, match="failed"):
+            _read(url, query=query)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [db.name]  # no 'sales', copy or attached file
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
