@@ -550,6 +550,18 @@ def test_categorical_override_of_a_date_column_is_one_clear_line(tmp_path):
     dropped = tmp_path / "drop.yaml"  # a categorical that is not modeled needs no categories
     dropped.write_text("columns:\n- name: death_date\n  kind: categorical\n  protection: drop\n")
     assert schema.apply_overrides(dropped).column("death_date").protection == Protection.DROP
+    # the file cannot "retype" the source to get past that (the column was published all null)
+    retyped = tmp_path / "retyped.yaml"
+    retyped.write_text("columns:\n- name: death_date\n  kind: categorical\n  arrow_type: string\n")
+    with pytest.raises(InputError, match=r"'death_date': arrow_type is measured from the source \('date32\[day\]'\)"):
+        schema.apply_overrides(retyped)
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text("columns:\n- name: age\n  min: 100\n  max: 10\n")
+    with pytest.raises(InputError, match="'age': min 100.0 is above max 10.0"):
+        schema.apply_overrides(swapped)
+    unchanged = tmp_path / "written.yaml"  # a file written by `profile --write` repeats the measured fields
+    schema.to_yaml(unchanged)
+    assert schema.apply_overrides(unchanged) == schema
 
 
 def test_inf_is_an_input_error_without_a_numpy_warning():

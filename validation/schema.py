@@ -179,6 +179,12 @@ class TableSchema(BaseModel):
                 raise InputError(
                     f"schema file {path} names column {name!r}, which the source does not have"
                 )
+            for measured in _MEASURED:
+                if measured in entry and entry[measured] != getattr(by_name[name], measured):
+                    raise InputError(
+                        f"schema file {path}, column {name!r}: {measured} is measured from the source "
+                        f"({getattr(by_name[name], measured)!r}), not a setting; change kind or protection instead"
+                    )
             merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
             # a kind that is no kind's name (a typo, "[pii]") is left to the validation below
             if "protection" not in entry and isinstance(entry.get("kind"), str) and entry["kind"] in _KINDS:
@@ -196,8 +202,15 @@ class TableSchema(BaseModel):
                 explicit_kind = "kind" in entry and entry["kind"] != by_name[name].kind.value
                 col = _modeled_as_detected_type(col, explicit_kind, where=f"schema file {path}")
             _require_modelable(col, where=f"schema file {path}")
+            if isinstance(col.min, (int, float)) and isinstance(col.max, (int, float)) and col.min > col.max:
+                raise InputError(f"schema file {path}, column {name!r}: min {col.min!r} is above max {col.max!r}")
             updated[name] = col
         return self.model_copy(update={"columns": [updated[c.name] for c in self.columns]})
+
+
+# what the profile measured about the source's column, as opposed to what a schema file may set:
+# a date column "retyped" as string in the file was modeled as categorical and published all null
+_MEASURED = ("arrow_type", "null_rate", "n_unique")
 
 
 def _one_line(text: object) -> str:
