@@ -333,13 +333,17 @@ def _gate_config(path: Path):
     from validation.errors import InputError
     from validation.gate import GateConfig
 
+    from validation.schema import one_line, yaml_problem
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return GateConfig.model_validate(data)
     except FileNotFoundError:
         raise InputError(f"gate config not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"gate config {path} is not valid YAML: {exc}") from None
+        raise InputError(f"gate config {path} is not valid YAML: {yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8
+        raise InputError(f"gate config {path} cannot be read: {one_line(exc)}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"gate config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None

@@ -164,3 +164,31 @@ def test_a_finished_run_prints_the_manifest_sha256_to_announce(tmp_path, capsys)
     cli._print_result(result, 2.0)
     expected = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
     assert f"manifest sha256: {expected}\n" in capsys.readouterr().out  # on one line, to be copied whole
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("min_dcr_p5_ratio: .nan\n", "min_dcr_p5_ratio: Input should be a finite number"),  # NaN passed the check
+        ("max_identical_match_excess: .nan\n", "max_identical_match_excess: Input should be a finite number"),
+        ("max_membership_auc: .inf\n", "max_membership_auc: Input should be a finite number"),  # switched it off
+        ("max_dcr_share: [0.6\n", "is not valid YAML: "),
+        (None, "cannot be read: "),  # a folder
+        (b"max_dcr_share: 0.6 \xff\n", "cannot be read: "),  # not UTF-8
+    ],
+)
+def test_a_bad_gate_config_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path, content, message):
+    config = tmp_path / "gate.yaml"
+    if content is None:
+        config.mkdir()
+    elif isinstance(content, bytes):
+        config.write_bytes(content)
+    else:
+        config.write_text(content)
+    files = [str(tmp_path / f"{n}.csv") for n in ("train", "holdout", "synth")]
+    for f in files:
+        pd.DataFrame({"x": range(60)}).to_csv(f, index=False)
+    code, out, err = _main(monkeypatch, capsys, "check", "--real", files[0], "--holdout", files[1],
+                           "--synthetic", files[2], "--config", str(config))
+    assert code == 2, out + err
+    assert len(err.strip().splitlines()) == 1 and message in err, err

@@ -29,7 +29,9 @@ Category = Literal["schema", "fidelity", "privacy"]
 class GateConfig(BaseModel):
     """Thresholds of the gate, with their documented defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN passed a ratio check unseen and crashed the identical-match limit; inf switched checks
+    # off. A threshold is a finite number: a check is loosened, never silently disabled.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # privacy (hard) -------------------------------------------------------------------------
     max_identical_match_excess: float = Field(

@@ -162,9 +162,9 @@ class TableSchema(BaseModel):
         except FileNotFoundError:
             raise InputError(f"schema file not found: {path}") from None
         except yaml.YAMLError as exc:
-            raise InputError(f"schema file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+            raise InputError(f"schema file {path} is not valid YAML: {yaml_problem(exc)}") from None
         except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8
-            raise InputError(f"schema file {path} cannot be read: {_one_line(exc)}") from None
+            raise InputError(f"schema file {path} cannot be read: {one_line(exc)}") from None
         if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
             raise InputError(f"schema file {path} needs a 'columns' list")
         by_name = {c.name: c for c in self.columns}
@@ -194,7 +194,7 @@ class TableSchema(BaseModel):
             except Exception as exc:  # pydantic's message names the bad field
                 first = str(exc).splitlines()
                 raise InputError(
-                    f"schema file {path}, column {name!r}: {_one_line(' '.join(first[:3]))}"
+                    f"schema file {path}, column {name!r}: {one_line(' '.join(first[:3]))}"
                 ) from None
             if col.protection == Protection.MODEL and default_protection(col.kind) != Protection.MODEL:
                 # a file written by `synthpipe profile --write` repeats the detected kind beside the
@@ -213,21 +213,22 @@ class TableSchema(BaseModel):
 _MEASURED = ("arrow_type", "null_rate", "n_unique")
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace, newlines included, as one space."""
     return " ".join(str(text).split())
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's error on one line: what is wrong and where (its own message spans lines, with a
     copy of the offending line and a caret under it)."""
     if not isinstance(exc, yaml.MarkedYAMLError):
-        return _one_line(exc)
+        return one_line(exc)
     at = lambda mark: f"line {mark.line + 1}, column {mark.column + 1}"  # noqa: E731
-    out = _one_line(exc.problem or "") or "malformed"
+    out = one_line(exc.problem or "") or "malformed"
     if exc.problem_mark is not None:
         out += f" at {at(exc.problem_mark)}"
     if exc.context:
-        out += f" ({_one_line(exc.context)}" + (f" from {at(exc.context_mark)})" if exc.context_mark is not None else ")")
+        out += f" ({one_line(exc.context)}" + (f" from {at(exc.context_mark)})" if exc.context_mark is not None else ")")
     return out
 
 
