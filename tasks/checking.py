@@ -43,6 +43,16 @@ def _decoded(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
 
 
+def _dates_as_timestamps(table: pa.Table, other: pa.Table) -> pa.Table:
+    """``table`` with each date column that is a timestamp in ``other`` cast to that timestamp
+    type: a CSV reads ``2020-01-04`` as a date, pandas writes it to Parquet as a timestamp."""
+    for i, field in enumerate(table.schema):
+        theirs = other.schema.field(field.name).type if field.name in other.column_names else None
+        if pa.types.is_date(field.type) and theirs is not None and pa.types.is_timestamp(theirs):
+            table = table.set_column(i, pa.field(field.name, theirs, field.nullable), table.column(i).cast(theirs))
+    return table
+
+
 def _real_table(train: pa.Table, holdout: pa.Table) -> pa.Table:
     """Train and holdout as one table (the real table the pipeline would have profiled)."""
     if train.column_names != holdout.column_names:
@@ -61,6 +71,7 @@ def _real_table(train: pa.Table, holdout: pa.Table) -> pa.Table:
         # a CSV column that is all-null in one file reads as type null: widen it; a Parquet file
         # written from a pandas category column holds it dictionary-encoded: read its values
         train, holdout = (_decoded(t) for t in (train, holdout))
+        train, holdout = _dates_as_timestamps(train, holdout), _dates_as_timestamps(holdout, train)
         return pa.concat_tables([train, holdout], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"the real table and the holdout have incompatible column types: {exc}") from None

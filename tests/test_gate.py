@@ -557,3 +557,20 @@ def test_a_lowered_fidelity_floor_scores_synthetic_rows_in_holdout_sized_samples
     check = _check(result, "fidelity_score")
     assert check.threshold < 0.75 and not check.passed, check.detail
     assert result.metrics["fidelity_score_holdout_sized"] < check.value  # all 400 rows score higher
+
+
+def test_check_combines_csv_dates_with_parquet_timestamps():
+    """A CSV reads 2020-01-04 as a date; pandas writes the same column to Parquet as a timestamp."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from tasks.checking import _real_table
+
+    train = pa.table({"signup": pa.array([dt.date(2020, 1, 4), None], pa.date32()), "n": [1, 2]})
+    holdout = pa.table({"signup": pa.array([dt.datetime(2020, 1, 5)], pa.timestamp("ns")), "n": [3]})
+    for a, b in ((train, holdout), (holdout, train)):
+        real = _real_table(a, b)
+        assert real.schema.field("signup").type == pa.timestamp("ns") and real.num_rows == 3
+        assert sorted(v for v in real.column("signup").to_pylist() if v is not None) == [
+            dt.datetime(2020, 1, 4), dt.datetime(2020, 1, 5)]
