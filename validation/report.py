@@ -217,10 +217,14 @@ def plot_marginals(prep, shapes: dict[str, dict[str, float]], min_label_count: i
                         lo, hi = lo - 0.5, hi + 0.5
                     bins = np.linspace(lo, hi, 31)
                 lo, hi = bins[0], bins[-1]
-                ax.hist(np.clip(r, lo, hi), bins=bins, density=True, histtype="stepfilled", alpha=0.45,
-                        color=_REAL, label="real train")
-                ax.hist(np.clip(s, lo, hi), bins=bins, density=True, histtype="step", lw=1.6,
-                        color=_SYN, label="synthetic")
+                # a side with no values (a 99 %-null column in a small sample) draws no bars: a
+                # density of nothing divides by zero
+                if len(r):
+                    ax.hist(np.clip(r, lo, hi), bins=bins, density=True, histtype="stepfilled", alpha=0.45,
+                            color=_REAL, label="real train")
+                if len(s):
+                    ax.hist(np.clip(s, lo, hi), bins=bins, density=True, histtype="step", lw=1.6,
+                            color=_SYN, label="synthetic")
             if is_dt:
                 if len(both):
                     ax.set_xlim(lo, hi)
