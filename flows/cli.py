@@ -152,8 +152,8 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
 
     _quiet_prefect_console()
     start = time.perf_counter()
-    _start_local_server()
     try:
+        _start_local_server()
         with _LiveProgress():
             result = synthesize(params)
     except BaseException:
@@ -167,34 +167,63 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
 
 def _start_local_server() -> None:
     """Start Prefect's temporary local server (used when no ``PREFECT_API_URL`` is set) in a
-    session of its own.
+    session of its own, tied to this process.
 
     Ctrl-C in a terminal signals the whole foreground process group. Had the server been in it,
     it would die at once, and the interrupted run would then spend minutes retrying to record its
     crash before failing with a connection error. Out of the group, the server records the run
-    as crashed, the CLI prints ``aborted`` and exits 130, and the server is stopped at exit
-    (Prefect's ``atexit`` hook).
+    as crashed, the CLI prints ``aborted`` and exits 130, and Prefect's ``atexit`` hook stops the
+    server. Signals meant for the group no longer reach the server, so SIGTERM and SIGHUP end the
+    CLI through ``atexit`` too (:func:`_exit_on_termination`), and on Linux the server gets
+    SIGTERM when the CLI dies any other way (SIGKILL).
     """
     import subprocess
+    import types
 
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+    import prefect.server.api.server as prefect_server
+    from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return  # a real server, or Prefect's own error about the missing one
+    if PREFECT_API_URL.value():
+        return  # a real server
 
-    class _OwnSessionServer(SubprocessASGIServer):
+    class _OwnSessionServer(prefect_server.SubprocessASGIServer):
         def _run_uvicorn_command(self):
-            popen = subprocess.Popen
-            subprocess.Popen = functools.partial(popen, start_new_session=True)
+            # only the server module's Popen changes, and only while it starts the server
+            own = types.SimpleNamespace(**vars(subprocess))
+            own.Popen = functools.partial(subprocess.Popen, start_new_session=True, preexec_fn=_die_with_parent)
+            prefect_server.subprocess = own
             try:
                 return super()._run_uvicorn_command()
             finally:
-                subprocess.Popen = popen
+                prefect_server.subprocess = subprocess
 
+    _exit_on_termination()
     # Prefect's clients look the server up by port in a registry shared with this subclass, so
     # the one started here is the one they use
     _OwnSessionServer().start()
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before it runs: SIGTERM when the CLI dies (Linux)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: the atexit hook is the only stop
+        pass
+
+
+def _exit_on_termination() -> None:
+    """SIGTERM and SIGHUP raise SystemExit (143, 129) instead of ending the process at once, so
+    the flow run is recorded as crashed and ``atexit`` stops the temporary server."""
+    import signal
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 def _missing_folders(path: Path) -> list[Path]:

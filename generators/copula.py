@@ -114,11 +114,14 @@ class CopulaGenerator(Generator):
                     entry["datetime_form"] = DatetimeForm.of(s).to_json()
                     entry["step_seconds"] = _datetime_step(finite - entry["min"])
                 if len(finite) and finite.min() != finite.max():
-                    # rescaled to [0, 1]: the beta marginal is a location-scale family, so the model
-                    # is the same, but its fit fails on magnitudes such as 1e-300 or 1e300 (whose
-                    # variance under- or overflows, so the range is the scale)
-                    entry["shift"], entry["scale"] = entry["min"], entry["max"] - entry["min"]
-                    encoded[entry["column"]] = (np.where(null, entry["shift"], numeric) - entry["shift"]) / entry["scale"]
+                    # rescaled to [0, 1], the beta's own support: its fit fails on magnitudes such
+                    # as 1e-300 or 1e300. (The fitted model is not scale-free in practice: [-1, 1]
+                    # scored 0.05 lower on planes, [0, 1] as raw values there and 0.02 higher on
+                    # weather.) A range past the float maximum is halved instead.
+                    lo, hi = entry["min"], entry["max"]
+                    entry["shift"], entry["scale"] = (lo, hi - lo) if np.isfinite(hi - lo) else (lo / 2 + hi / 2, hi / 2 - lo / 2)
+                    # nulls at the mean, as SDV fills them (their flag column says which they are)
+                    encoded[entry["column"]] = (np.where(null, finite.mean(), numeric) - entry["shift"]) / entry["scale"]
                     entry["modeled"] = True
                 if 0 < entry["null_rate"] < 1:
                     # Like a two-category column: null -> U(0, p), present -> U(p, 1), so the

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.storage import arrow_to_frame
 from validation.errors import INTERNAL_ERROR, InputError, OutputError, SynthpipeError, debug_enabled, internal_error_line
@@ -49,7 +50,10 @@ def _dates_as_timestamps(table: pa.Table, other: pa.Table) -> pa.Table:
     for i, field in enumerate(table.schema):
         theirs = other.schema.field(field.name).type if field.name in other.column_names else None
         if pa.types.is_date(field.type) and theirs is not None and pa.types.is_timestamp(theirs):
-            table = table.set_column(i, pa.field(field.name, theirs, field.nullable), table.column(i).cast(theirs))
+            naive = table.column(i).cast(pa.timestamp(theirs.unit))
+            # a date is midnight where it was written: local midnight in a zoned column, not UTC's
+            cast = pc.assume_timezone(naive, theirs.tz) if theirs.tz else naive
+            table = table.set_column(i, pa.field(field.name, theirs, field.nullable), cast)
     return table
 
 

@@ -6,6 +6,7 @@ crash never leaves a half-written release and an earlier release is never overwr
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -153,10 +154,10 @@ def write_release(
         _sync_tree(tmp)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, final)
-        _sync_folder(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _sync_folder(final.parent)
     if passed:
         advance_latest(dataset_dir, release_id)
     return final
@@ -180,9 +181,17 @@ def _sweep_stale_writes(dataset_dir: Path) -> None:
 
 
 def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    """Best effort, as PostgreSQL does: some filesystems (FUSE, SMB, 9p) refuse to sync a folder,
+    which must not refuse the release; a file that cannot be synced still fails it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM):
+            raise
     finally:
         os.close(fd)
 
@@ -240,16 +249,28 @@ def move_latest(dataset_dir: Path, release_id: str) -> None:
     _sync_folder(dataset_dir)
 
 
-def latest_name(dataset_dir: Path) -> str | None:
-    """The release id LATEST holds; None when there is no LATEST, or it is not a line of UTF-8
-    text naming a folder beside it (a damaged or hand-edited LATEST)."""
+def read_latest(dataset_dir: Path) -> str | None:
+    """The release id LATEST holds; None when there is no LATEST. Raises ValueError, saying why,
+    when LATEST is not a line of UTF-8 text naming a folder beside it (damaged, hand-edited)."""
+    marker = Path(dataset_dir) / "LATEST"
     try:
-        name = (Path(dataset_dir) / "LATEST").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        name = marker.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{marker} is not readable as text ({getattr(exc, 'strerror', None) or exc})") from None
+    # LATEST names a release folder beside it, never a path (into quarantine/, another dataset)
     if not name or "/" in name or "\\" in name or name.startswith("."):
-        return None
+        raise ValueError(f"{marker} holds {name!r}, which is not a release id")
     return name
+
+
+def latest_name(dataset_dir: Path) -> str | None:
+    """:func:`read_latest`, with None for a damaged LATEST as for a missing one."""
+    try:
+        return read_latest(dataset_dir)
+    except ValueError:
+        return None
 
 
 def latest_release(dataset_dir: Path) -> Path | None:

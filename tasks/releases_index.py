@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from tasks.release import QUARANTINE, latest_name, sha256_file
+from tasks.release import QUARANTINE, latest_name, latest_release, read_latest, sha256_file
 from validation.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -79,9 +79,13 @@ def list_releases(out: str | Path, unreadable: list[tuple[Path, str]] | None = N
     root = Path(out)
     if not root.is_dir():
         raise InputError(f"output folder not found: {root}")
+    try:
+        dataset_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise InputError(f"output folder {root} is not readable ({exc.strerror or exc})") from None
     found: list[ReleaseInfo] = []
     notes = unreadable if unreadable is not None else []
-    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for dataset_dir in dataset_dirs:
         # an output root is often shared: a folder this user cannot read is reported, not fatal
         try:
             places = [(d, False) for d in dataset_dir.iterdir()]
@@ -91,7 +95,7 @@ def list_releases(out: str | Path, unreadable: list[tuple[Path, str]] | None = N
             notes.append((dataset_dir, f"folder not readable ({exc.strerror or exc})"))
             continue
         latest = latest_name(dataset_dir)
-        if (dataset_dir / "LATEST").is_file() and (latest is None or not (dataset_dir / latest / MANIFEST).is_file()):
+        if (dataset_dir / "LATEST").is_file() and latest_release(dataset_dir) is None:
             notes.append((dataset_dir / "LATEST", "names no release in this folder; the next passing run replaces it"))
         for folder, quarantined in places:
             try:
@@ -168,12 +172,10 @@ def resolve_release(target: str | Path) -> Path:
         return path
     if (path / "LATEST").is_file():
         try:
-            name = (path / "LATEST").read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}/LATEST is not readable as text ({getattr(exc, 'strerror', None) or exc})") from None
-        # LATEST names a release folder beside it, never a path (into quarantine/, another dataset)
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise InputError(f"{path}/LATEST holds {name!r}, which is not a release id")
+            name = read_latest(path)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        assert name is not None  # the file is there
         latest = path / name
         if (latest / MANIFEST).is_file():
             return latest
@@ -206,21 +208,23 @@ def verify_release(target: str | Path) -> VerifyResult:
         raise InputError(f"{folder / MANIFEST} lists no file checksums; it is not a synthpipe release manifest")
     result = VerifyResult(folder, manifest, manifest_sha256=hashlib.sha256(raw).hexdigest())
 
+    unusable: set[str] = set()
     for rel, expected in sorted(files.items()):
         path = folder / rel
-        if path.is_symlink():  # its target may change after verification, or lie outside
-            result.problems.append(f"{rel}: a symbolic link, not a file")
-            continue
-        if not path.resolve().is_relative_to(folder.resolve()):
-            result.problems.append(f"{rel}: path leaves the release folder")
-            continue
-        if not path.is_file():
-            result.problems.append(f"{rel}: missing")
-            continue
         try:
-            actual = sha256_file(path)
-        except OSError as exc:
-            result.problems.append(f"{rel}: not readable ({exc.strerror or exc})")
+            if path.is_symlink():  # its target may change after verification, or lie outside
+                why = "a symbolic link, not a file"
+            elif not path.resolve().is_relative_to(folder.resolve()):
+                why = "path leaves the release folder"
+            elif not path.is_file():
+                why = "missing"
+            else:
+                why, actual = None, sha256_file(path)
+        except OSError as exc:  # a folder on the way that cannot be searched, a file that cannot be read
+            why = f"not readable ({exc.strerror or exc})"
+        if why is not None:
+            result.problems.append(f"{rel}: {why}")
+            unusable.add(rel)
             continue
         result.checked_files += 1
         if actual != expected:
@@ -234,7 +238,7 @@ def verify_release(target: str | Path) -> VerifyResult:
     total_rows = 0
     for rel in parts:
         path = folder / rel
-        if not path.is_file():
+        if rel in unusable:  # missing, a link or unreadable: reported with the checksums
             continue
         try:
             meta = pq.read_metadata(path)
@@ -272,13 +276,19 @@ def _unlisted_entries(folder: Path, listed: set[str]) -> list[str]:
         if not dirs and not names and base != Path("."):
             problems.append(f"{base}/: an empty folder, not in the manifest")
         for name in sorted(dirs):
-            if (Path(root) / name).is_symlink():  # os.walk lists linked folders but does not enter them
+            if os.path.islink(Path(root) / name):  # os.walk lists linked folders but does not enter them
                 problems.append(f"{(base / name).as_posix()}: a symbolic link to a folder, not in the manifest")
         for name in sorted(names):
             rel = (base / name).as_posix()
-            if rel == MANIFEST:
+            try:
+                mode = os.lstat(Path(root) / name).st_mode
+            except OSError as exc:
+                problems.append(f"{rel}: not readable ({exc.strerror or exc})")
                 continue
-            mode = os.lstat(Path(root) / name).st_mode
+            if rel == MANIFEST:  # read through a link, it could be swapped after verification
+                if not stat.S_ISREG(mode):
+                    problems.append(f"{MANIFEST}: {'a symbolic link' if stat.S_ISLNK(mode) else 'not a regular file'}, not a file")
+                continue
             if stat.S_ISLNK(mode):
                 if rel not in listed:  # a listed one is reported with the checksums
                     problems.append(f"{rel}: a symbolic link, not in the manifest")

@@ -574,3 +574,7 @@ def test_check_combines_csv_dates_with_parquet_timestamps():
         assert real.schema.field("signup").type == pa.timestamp("ns") and real.num_rows == 3
         assert sorted(v for v in real.column("signup").to_pylist() if v is not None) == [
             dt.datetime(2020, 1, 4), dt.datetime(2020, 1, 5)]
+    zoned = pa.table({"signup": pa.array([dt.datetime(2020, 1, 5)], pa.timestamp("us")), "n": [3]})
+    zoned = zoned.set_column(0, "signup", zoned.column(0).cast(pa.timestamp("us", tz="Europe/Berlin")))
+    real = _real_table(train, zoned)  # local midnight, not UTC midnight (01:00 in Berlin)
+    assert real.column("signup")[0].as_py().strftime("%Y-%m-%d %H:%M %Z") == "2020-01-04 00:00 CET"

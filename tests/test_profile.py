@@ -553,8 +553,12 @@ def test_categorical_override_of_a_date_column_is_one_clear_line(tmp_path):
     # the file cannot "retype" the source to get past that (the column was published all null)
     retyped = tmp_path / "retyped.yaml"
     retyped.write_text("columns:\n- name: death_date\n  kind: categorical\n  arrow_type: string\n")
-    with pytest.raises(InputError, match=r"'death_date': arrow_type is measured from the source \('date32\[day\]'\)"):
+    with pytest.raises(InputError, match=r"'death_date': date32\[day\] values cannot be categorical"):
         schema.apply_overrides(retyped)
+    # measured fields in a file follow the source: a file reused as the data grows still applies
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("columns:\n- name: age\n  null_rate: 0.5\n  n_unique: 3\n  arrow_type: string\n")
+    assert schema.apply_overrides(stale).column("age") == schema.column("age")
     swapped = tmp_path / "swapped.yaml"
     swapped.write_text("columns:\n- name: age\n  min: 100\n  max: 10\n")
     with pytest.raises(InputError, match="'age': min 100.0 is above max 10.0"):

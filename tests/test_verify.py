@@ -347,3 +347,11 @@ def test_names_and_values_are_printed_as_they_are_not_as_markup(tmp_path, table)
     assert "mismatch: [conceal]backdoor.py: not listed in the manifest" in bad.stderr
     listing = _cli("releases", str(tmp_path))
     assert listing.returncode == 0 and "[red]planes" in listing.stdout, listing.stderr
+
+
+def test_a_linked_manifest_is_a_mismatch(tmp_path, table):
+    release = _release(tmp_path, table)
+    outside = tmp_path / "manifest-copy.json"
+    (release / "manifest.json").rename(outside)
+    (release / "manifest.json").symlink_to(outside)  # the same bytes, swappable after verification
+    assert verify_release(release).problems == ["manifest.json: a symbolic link, not a file"]

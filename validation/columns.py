@@ -292,14 +292,15 @@ def dtype_name(dtype: Any) -> str:
 
 def decimal_places(values: np.ndarray) -> int | None:
     """Decimal places needed to write the values (capped at 10), judged on the first 10,000;
-    None when 10 places would lose more than the 6th significant digit of some value.
+    None when rounding to 10 places would make distinct values equal.
 
     The tolerance is relative to each value's magnitude, so p-values below 0.001 keep their
     digits: rounding to ``d`` places may move a value by a few float steps (float noise such as
     0.1 + 0.2 is no digit), and values that are all float32 numbers (a float32 source) must read
     back as the same float32. Rounding to the cap is harmless for values of ordinary magnitude
-    but would collapse magnitudes below about 1e-10 onto 0 (and then onto the minimum): such
-    columns are not rounded at all (None). The profile and the encoder both use this rule.
+    but would collapse magnitudes below about 1e-10 onto 0 (and then onto the minimum): columns
+    where it merges values are not rounded at all (None). The profile and the encoder both use
+    this rule.
     """
     arr = np.asarray(values, dtype=np.float64)[:10_000]
     with np.errstate(over="ignore"):
@@ -312,7 +313,8 @@ def decimal_places(values: np.ndarray) -> int | None:
                 return d
         elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
             return d
-    return 10 if np.all(np.abs(arr - np.round(arr, 10)) <= 1e-6 * np.abs(arr)) else None
+    finite = arr[np.isfinite(arr)]
+    return 10 if len(np.unique(np.round(finite, 10))) == len(np.unique(finite)) else None
 
 
 def require_finite(values: np.ndarray, column: str) -> None:

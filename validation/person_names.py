@@ -1,10 +1,12 @@
-"""Content-based detection of person names ("Eve Smith", "Smith, John", "J. R. Tolkien").
+"""Content-based detection of person names ("Eve Smith", "Smith, John", "SMITH John").
 
 A column of real names under a neutral header (``person``, ``owner``, ``contact``) would
 otherwise be profiled as categorical, and its real names published. The given and family names
 Faker ships for Latin-script locales are the vocabulary: a value is name-like when it is two to
-four capitalised words (initials allowed) whose first word is a known given name or whose last
-word is a known family name. A column is person names when most of its distinct values are.
+four words (initials allowed; capitalised, in capitals, or all in lower case) whose first word is
+a known given name or whose last word is a known family name. A column is person names when most
+of its distinct values are; names mostly outside that vocabulary (many East Asian and African
+names) are missed, so a schema file should mark such a column ``kind: pii``.
 Place and product names rarely pass both the shape and the vocabulary test for most values
 ("San Jose" does, "Los Angeles" and "Fort Worth" do not), and the profile shows the decision,
 which a schema override (``protection: model``) reverses.
@@ -46,10 +48,17 @@ def vocabulary() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(given), frozenset(family)
 
 
-def _word(token: str) -> bool:
-    """A capitalised word or an initial: "Smith", "O'Neil", "Jean-Luc", "J."."""
-    core = token.rstrip(".").replace("-", "").replace("'", "").replace("’", "")
-    return bool(core) and core.isalpha() and core[0].isupper() and (len(core) == 1 or not core.isupper())
+def _core(token: str) -> str:
+    return token.rstrip(".").replace("-", "").replace("'", "").replace("’", "")
+
+
+def _cased_like_names(tokens: list[str]) -> bool:
+    """Every token a word or an initial ("Smith", "O'Neil", "Jean-Luc", "J."), each capitalised or
+    in capitals ("SMITH John", as legacy exports write family names), or all in lower case."""
+    cores = [_core(t) for t in tokens]
+    if not all(c and c.isalpha() for c in cores):
+        return False
+    return all(c[0].isupper() for c in cores) or all(c.islower() for c in cores)
 
 
 # words around a name that are not part of it: titles before, suffixes after, lower-case family
@@ -79,8 +88,8 @@ def is_person_name(value: str) -> bool:
     # suffixes and degrees: "Jr.", "DVM", "Ph.D.", "B.Eng."
     while len(tokens) > 2 and (_bare(tokens[-1]) in _SUFFIXES or _DEGREE.fullmatch(tokens[-1])):
         tokens = tokens[:-1]
-    words = [t for t in tokens if t not in _PARTICLES]
-    if not 2 <= len(words) <= 4 or not all(_word(t) for t in words):
+    words = [t for t in tokens if t.lower() not in _PARTICLES]
+    if not 2 <= len(words) <= 4 or not _cased_like_names(words):
         return False
     given, family = vocabulary()
     first, last = _bare(words[0]), _bare(words[-1])

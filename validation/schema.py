@@ -179,13 +179,9 @@ class TableSchema(BaseModel):
                 raise InputError(
                     f"schema file {path} names column {name!r}, which the source does not have"
                 )
-            for measured in _MEASURED:
-                if measured in entry and entry[measured] != getattr(by_name[name], measured):
-                    raise InputError(
-                        f"schema file {path}, column {name!r}: {measured} is measured from the source "
-                        f"({getattr(by_name[name], measured)!r}), not a setting; change kind or protection instead"
-                    )
-            merged = by_name[name].model_dump() | {k: v for k, v in entry.items()}
+            # what the profile measures comes from this source, whatever the file says: a file
+            # is reused as the data grows, and Parquet reads back timestamp[s] as timestamp[ms]
+            merged = by_name[name].model_dump() | {k: v for k, v in entry.items() if k not in _MEASURED}
             # a kind that is no kind's name (a typo, "[pii]") is left to the validation below
             if "protection" not in entry and isinstance(entry.get("kind"), str) and entry["kind"] in _KINDS:
                 merged["protection"] = default_protection(ColumnKind(entry["kind"]))
@@ -210,7 +206,7 @@ class TableSchema(BaseModel):
 
 # what the profile measured about the source's column, as opposed to what a schema file may set:
 # a date column "retyped" as string in the file was modeled as categorical and published all null
-_MEASURED = ("arrow_type", "null_rate", "n_unique")
+_MEASURED = frozenset({"arrow_type", "null_rate", "n_unique"})
 
 
 def one_line(text: object) -> str:
