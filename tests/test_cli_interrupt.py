@@ -1,5 +1,6 @@
 """Ctrl-C during ``synthpipe run``, as a terminal sends it: SIGINT to the whole foreground
-process group, with the CLI on Prefect's temporary local server (no ``PREFECT_API_URL``).
+process group, with the CLI on Prefect's temporary local server (no ``PREFECT_API_URL``); and
+SIGTERM to the group, as `kill` or a scheduler sends it.
 
 The server must survive the signal, so the run is recorded as crashed at once; before, it died
 with the CLI's group and the CLI spent about four minutes retrying before exiting 3 with a
@@ -35,7 +36,8 @@ def _servers_with_home(home: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the server through /proc (Linux)")
-def test_ctrl_c_during_training_aborts_at_once_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])  # Ctrl-C; `kill`, a scheduler
+def test_an_interrupt_during_training_aborts_at_once_and_leaves_nothing(tmp_path, sig, code):
     home = str(tmp_path / "prefect-home")
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -53,7 +55,7 @@ def test_ctrl_c_during_training_aborts_at_once_and_leaves_nothing(tmp_path):
             assert time.monotonic() < deadline, "training never started"
             time.sleep(0.5)
         time.sleep(2)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         signalled = time.monotonic()
         _, err = proc.communicate(timeout=120)
         waited = time.monotonic() - signalled
@@ -64,9 +66,10 @@ def test_ctrl_c_during_training_aborts_at_once_and_leaves_nothing(tmp_path):
         leaked = _servers_with_home(home)  # in a session of its own: the group kill misses it
         for pid in leaked:
             os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "aborted", err
+    assert proc.returncode == code, err
+    if sig == signal.SIGINT:
+        assert err.strip().splitlines()[-1] == "aborted", err
     assert "internal error" not in err and "Traceback" not in err
-    assert waited < 60, f"the CLI took {waited:.0f} s to exit after Ctrl-C"
+    assert waited < 60, f"the CLI took {waited:.0f} s to exit after {sig.name}"
     assert not out.exists()  # the run created it; nothing was published or left in its work folder
     assert not leaked  # the temporary server was stopped with the CLI
