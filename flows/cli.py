@@ -152,6 +152,7 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
 
     _quiet_prefect_console()
     start = time.perf_counter()
+    previous = _exit_on_termination()
     try:
         _start_local_server()
         with _LiveProgress():
@@ -162,6 +163,8 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
             work.rmdir()  # the flow's empty work root in the --out this run made: a refused source leaves no folder
         _remove_if_empty(created)
         raise
+    finally:
+        _restore_signals(previous)
     _print_result(result, time.perf_counter() - start)
 
 
@@ -181,49 +184,73 @@ def _start_local_server() -> None:
     import types
 
     import prefect.server.api.server as prefect_server
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    if PREFECT_API_URL.value():
-        return  # a real server
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return  # a real server; or none allowed, which Prefect reports itself
 
     class _OwnSessionServer(prefect_server.SubprocessASGIServer):
         def _run_uvicorn_command(self):
             # only the server module's Popen changes, and only while it starts the server
             own = types.SimpleNamespace(**vars(subprocess))
-            own.Popen = functools.partial(subprocess.Popen, start_new_session=True, preexec_fn=_die_with_parent)
+            own.Popen = functools.partial(subprocess.Popen, start_new_session=True, preexec_fn=_die_with_parent())
             prefect_server.subprocess = own
             try:
                 return super()._run_uvicorn_command()
             finally:
                 prefect_server.subprocess = subprocess
 
-    _exit_on_termination()
     # Prefect's clients look the server up by port in a registry shared with this subclass, so
     # the one started here is the one they use
     _OwnSessionServer().start()
 
 
-def _die_with_parent() -> None:
-    """In the server's process, before it runs: SIGTERM when the CLI dies (Linux)."""
+def _die_with_parent():
+    """A ``preexec_fn`` that makes the server get SIGTERM when the CLI dies (Linux), or None.
+
+    ``prctl`` is looked up here, in the parent: the child only calls it, then exits at once if
+    the CLI died before the call took effect."""
     import ctypes
     import signal
 
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux/glibc: the atexit hook is the only stop
-        pass
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_death_signal
 
 
-def _exit_on_termination() -> None:
+def _exit_on_termination() -> dict:
     """SIGTERM and SIGHUP raise SystemExit (143, 129) instead of ending the process at once, so
-    the flow run is recorded as crashed and ``atexit`` stops the temporary server."""
+    the flow run is recorded as crashed and ``atexit`` stops the temporary server. Only where
+    they have their default action, in the main thread (``nohup`` keeps SIGHUP ignored); returns
+    the handlers replaced, for :func:`_restore_signals`."""
     import signal
+    import threading
 
     def stop(signum, _frame):
         raise SystemExit(128 + signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
+    replaced = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                replaced[sig] = signal.signal(sig, stop)
+    return replaced
+
+
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _missing_folders(path: Path) -> list[Path]:

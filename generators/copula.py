@@ -120,8 +120,11 @@ class CopulaGenerator(Generator):
                     # weather.) A range past the float maximum is halved instead.
                     lo, hi = entry["min"], entry["max"]
                     entry["shift"], entry["scale"] = (lo, hi - lo) if np.isfinite(hi - lo) else (lo / 2 + hi / 2, hi / 2 - lo / 2)
-                    # nulls at the mean, as SDV fills them (their flag column says which they are)
-                    encoded[entry["column"]] = (np.where(null, finite.mean(), numeric) - entry["shift"]) / entry["scale"]
+                    # nulls at the mean, as SDV fills them (their flag column says which they are),
+                    # taken after scaling: the mean of values near the float maximum overflows
+                    z = (numeric - entry["shift"]) / entry["scale"]
+                    z[null] = z[~null].mean()
+                    encoded[entry["column"]] = z
                     entry["modeled"] = True
                 if 0 < entry["null_rate"] < 1:
                     # Like a two-category column: null -> U(0, p), present -> U(p, 1), so the

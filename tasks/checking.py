@@ -52,7 +52,8 @@ def _dates_as_timestamps(table: pa.Table, other: pa.Table) -> pa.Table:
         if pa.types.is_date(field.type) and theirs is not None and pa.types.is_timestamp(theirs):
             naive = table.column(i).cast(pa.timestamp(theirs.unit))
             # a date is midnight where it was written: local midnight in a zoned column, not UTC's
-            cast = pc.assume_timezone(naive, theirs.tz) if theirs.tz else naive
+            # (a midnight skipped or repeated by a clock change: the first valid instant)
+            cast = pc.assume_timezone(naive, theirs.tz, nonexistent="latest", ambiguous="earliest") if theirs.tz else naive
             table = table.set_column(i, pa.field(field.name, theirs, field.nullable), cast)
     return table
 

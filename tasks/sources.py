@@ -361,7 +361,7 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
     # names hold a letter: a first row of timestamps or codes such as 2020-01-01 is data
     if not first or any(not f.strip() or _numeric(f) or not _LETTER.search(f) for f in first) or len(set(first)) != len(first):
         return False
-    if any(_shaped_like_its_column(f, _column_values(rest, i)) for i, f in enumerate(first)):
+    if any(_temporal_like(f) and _shaped_like_its_column(f, _column_values(rest, i)) for i, f in enumerate(first)):
         return False
     return all(first[i] not in {r[i] for r in rest if len(r) > i} for i in range(len(first)))
 
@@ -370,11 +370,18 @@ def _shape(cell: str) -> str:
     return re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", cell.strip()))
 
 
+_DATE_SEPARATED = re.compile(r"\d[-/:.T]\d")
+
+
+def _temporal_like(cell: str) -> bool:
+    """At least four digits and a date or time separator between digits: ``2020-01-01T00:00Z``,
+    ``01/02/2020 10:00 AM``; never a name such as ``x1``, ``Q1``, ``A1`` or ``item1``."""
+    return sum(c.isdigit() for c in cell) >= 4 and bool(_DATE_SEPARATED.search(cell))
+
+
 def _shaped_like_its_column(cell: str, body: list[str]) -> bool:
-    """A first-row cell with digits, shaped like most values below it: data, not a name
-    (``2020-01-01T00:00:00Z``, ``01/02/2020 10:00 AM``, ``Q1``). Without digits a shape says
-    little: ``city`` is shaped like ``Rome``."""
-    if not any(c.isdigit() for c in cell) or not body:
+    """A first-row cell shaped like most values below it (digits as 9, letters as a)."""
+    if not body:
         return False
     shape = _shape(cell)
     return sum(_shape(v) == shape for v in body) >= 0.8 * len(body)

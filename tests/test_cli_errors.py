@@ -192,3 +192,19 @@ def test_a_bad_gate_config_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path,
                            "--synthetic", files[2], "--config", str(config))
     assert code == 2, out + err
     assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_termination_handlers_respect_nohup_and_are_restored():
+    import signal
+
+    from flows.cli import _exit_on_termination, _restore_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    try:
+        previous = _exit_on_termination()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # closing the terminal must not abort the run
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL and set(previous) == {signal.SIGTERM}
+        _restore_signals(previous)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)

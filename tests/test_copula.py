@@ -146,6 +146,9 @@ def test_zero_rows_and_extreme_magnitudes(tmp_path):
     rng = np.random.default_rng(0)
     empty = _fit(pd.DataFrame({"x": rng.normal(size=100), "c": rng.choice(["a", "b"], 100)})).sample(0)
     assert len(empty) == 0 and empty["x"].dtype == "float64"
+    near_max = pd.DataFrame({"t": np.r_[rng.uniform(-1.7, 1.7, 400) * 1e308, [np.nan] * 100]})
+    out = _fit(near_max).sample(500, seed=2)  # the mean of such values overflows: nulls are filled after scaling
+    assert out["t"].notna().mean() == pytest.approx(0.8, abs=0.06) and out["t"].abs().max() <= 1.7e308
     for magnitude in (1e-300, 1e-12, 1e300):  # the beta fit failed on the first and last (all nulls)
         real = pd.DataFrame({"t": rng.uniform(1, 9, 500) * magnitude})
         gen = _fit(real)

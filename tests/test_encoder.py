@@ -402,8 +402,10 @@ def test_magnitudes_below_ten_decimals_are_not_rounded_onto_one_value() -> None:
 
     rng = np.random.default_rng(0)
     assert decimal_places(np.array([0.25, 1.5, 2.125])) == 3
-    assert decimal_places(rng.normal(size=100)) == 10  # doubles of ordinary magnitude: 10 places lose nothing
+    assert decimal_places(np.array([0.1 + 0.2, 2.5])) == 1  # float noise is no digit
+    assert decimal_places(rng.normal(size=100)) is None  # full-precision doubles: not rounded
     assert decimal_places(rng.uniform(1, 9, 100) * 1e-12) is None  # 10 places would make every value 0
+    assert decimal_places(np.array([1.234567e-7, 2.5e-3])) is None  # 10 places would cut 1.234567e-7
     df = pd.DataFrame({"p": rng.uniform(1, 9, 3000) * 1e-12})  # > 1000 values: decoded by rounding
     enc, matrix, back = _roundtrip(df, profile_table(df, "t"))
     assert back["p"].nunique() == 3000

@@ -578,3 +578,7 @@ def test_check_combines_csv_dates_with_parquet_timestamps():
     zoned = zoned.set_column(0, "signup", zoned.column(0).cast(pa.timestamp("us", tz="Europe/Berlin")))
     real = _real_table(train, zoned)  # local midnight, not UTC midnight (01:00 in Berlin)
     assert real.column("signup")[0].as_py().strftime("%Y-%m-%d %H:%M %Z") == "2020-01-04 00:00 CET"
+    # a day whose midnight the clock skips (Sao Paulo, 2018-11-04): its first instant, 01:00
+    gap = pa.table({"signup": pa.array([dt.date(2018, 11, 4)], pa.date32()), "n": [1]})
+    sao = zoned.set_column(0, "signup", zoned.column(0).cast(pa.timestamp("us", tz="America/Sao_Paulo")))
+    assert _real_table(gap, sao).column("signup")[0].as_py().strftime("%Y-%m-%d %H:%M") == "2018-11-04 01:00"

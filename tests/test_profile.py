@@ -332,7 +332,7 @@ def test_small_values_keep_their_decimals_and_float_noise_is_no_digit():
     })
     schema = profile_table(df, "t")
     assert {c.name: c.decimals for c in schema.columns} == {
-        "p_value": 6, "tiny": 10, "conc": 4, "noisy": 1, "single": 2, "x": 10}
+        "p_value": 6, "tiny": 10, "conc": 4, "noisy": 1, "single": 2, "x": None}  # full-precision doubles are not rounded
     assert np.array_equal(np.round(df["p_value"], schema.column("p_value").decimals), df["p_value"])
     assert _decimals(pd.Series([0.1 + 0.2, 1.15, 825511154.55])) == 2
 

@@ -594,3 +594,15 @@ def test_a_headerless_file_of_one_timestamp_column_keeps_its_first_row(tmp_path,
     named = tmp_path / "named.csv"
     named.write_text("when\n2020-01-01 00:00:00\n2020-01-02 00:00:00\n")
     assert read_source(SourceSpec(str(named))).column_names == ["when"]
+
+
+@pytest.mark.parametrize("header, rows", [
+    ("x1,x2", ["a3,c7", "b2,d4", "e5,f1"]),
+    ("Q1,Q2,name", ["B2,A1,ann", "C3,B1,bob", "A2,C2,cy"]),
+    ("A1,sample", ["B7,s1", "C2,s2", "D4,s3"]),
+])
+def test_header_names_with_digits_stay_a_header(tmp_path, header, rows):
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join([header, *rows * 10]) + "\n")
+    table = read_source(SourceSpec(str(path)))
+    assert table.column_names == header.split(",") and table.num_rows == 30

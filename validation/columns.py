@@ -291,16 +291,16 @@ def dtype_name(dtype: Any) -> str:
 
 
 def decimal_places(values: np.ndarray) -> int | None:
-    """Decimal places needed to write the values (capped at 10), judged on the first 10,000;
-    None when rounding to 10 places would make distinct values equal.
+    """Decimal places needed to write the values, judged on the first 10,000; None when more
+    than 10 would be needed: such values are not rounded at all.
 
     The tolerance is relative to each value's magnitude, so p-values below 0.001 keep their
     digits: rounding to ``d`` places may move a value by a few float steps (float noise such as
     0.1 + 0.2 is no digit), and values that are all float32 numbers (a float32 source) must read
-    back as the same float32. Rounding to the cap is harmless for values of ordinary magnitude
-    but would collapse magnitudes below about 1e-10 onto 0 (and then onto the minimum): columns
-    where it merges values are not rounded at all (None). The profile and the encoder both use
-    this rule.
+    back as the same float32. A column of full-precision doubles needs more than 10 places:
+    rounding it to 10 (the former cap) collapsed magnitudes below about 1e-10 onto 0, and cut
+    the significant digits of values such as 1.234567e-7, so it is left unrounded (None). The
+    profile and the encoder both use this rule.
     """
     arr = np.asarray(values, dtype=np.float64)[:10_000]
     with np.errstate(over="ignore"):
@@ -313,8 +313,7 @@ def decimal_places(values: np.ndarray) -> int | None:
                 return d
         elif np.all(np.abs(arr - rounded) <= 4 * np.spacing(np.abs(arr))):
             return d
-    finite = arr[np.isfinite(arr)]
-    return 10 if len(np.unique(np.round(finite, 10))) == len(np.unique(finite)) else None
+    return None
 
 
 def require_finite(values: np.ndarray, column: str) -> None:
