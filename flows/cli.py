@@ -153,8 +153,9 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
     _quiet_prefect_console()
     start = time.perf_counter()
     previous = _exit_on_termination()
+    server_started = False
     try:
-        _start_local_server()
+        server_started = _start_local_server()
         with _LiveProgress():
             result = synthesize(params)
     except BaseException:
@@ -164,11 +165,12 @@ def _run(source, generator, rows, out_dir, seed, name, query, schema_file, devic
         _remove_if_empty(created)
         raise
     finally:
-        _restore_signals(previous)
+        if not server_started:  # with a temporary server they stay until atexit has stopped it
+            _restore_signals(previous)
     _print_result(result, time.perf_counter() - start)
 
 
-def _start_local_server() -> None:
+def _start_local_server() -> bool:
     """Start Prefect's temporary local server (used when no ``PREFECT_API_URL`` is set) in a
     session of its own, tied to this process.
 
@@ -178,7 +180,7 @@ def _start_local_server() -> None:
     as crashed, the CLI prints ``aborted`` and exits 130, and Prefect's ``atexit`` hook stops the
     server. Signals meant for the group no longer reach the server, so SIGTERM and SIGHUP end the
     CLI through ``atexit`` too (:func:`_exit_on_termination`), and on Linux the server gets
-    SIGTERM when the CLI dies any other way (SIGKILL).
+    SIGTERM when the CLI dies any other way (SIGKILL). True when a server was started.
     """
     import subprocess
     import types
@@ -187,7 +189,7 @@ def _start_local_server() -> None:
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return  # a real server; or none allowed, which Prefect reports itself
+        return False  # a real server; or none allowed, which Prefect reports itself
 
     class _OwnSessionServer(prefect_server.SubprocessASGIServer):
         def _run_uvicorn_command(self):
@@ -203,6 +205,7 @@ def _start_local_server() -> None:
     # Prefect's clients look the server up by port in a registry shared with this subclass, so
     # the one started here is the one they use
     _OwnSessionServer().start()
+    return True
 
 
 def _die_with_parent():

@@ -194,8 +194,8 @@ class CopulaGenerator(Generator):
                     step = entry["step_seconds"]
                     x = entry["min"] + np.rint((x - entry["min"]) / step) * step
                 if self.config.enforce_min_max:
-                    # again after rounding: a maximum with more digits than ``decimals`` (capped at 10)
-                    # would otherwise be rounded past
+                    # again after rounding: a maximum with more digits than ``decimals`` (an
+                    # overridden schema, or a float32 maximum) would otherwise be rounded past
                     x = np.clip(x, entry["min"], entry["max"])
                 if null_column in raw:
                     x[raw[null_column].to_numpy() < entry["null_rate"]] = np.nan

@@ -257,8 +257,8 @@ class _NumericCodec:
         elif cfg["kind"] == ColumnKind.INTEGER.value:
             x = np.rint(x)
         elif cfg["kind"] == ColumnKind.FLOAT.value and cfg["decimals"] is not None:
-            # the range again after rounding: a maximum with more digits than ``decimals`` (capped
-            # at 10) would otherwise be rounded past
+            # the range again after rounding: a maximum with more digits than ``decimals`` (an
+            # overridden schema) would otherwise be rounded past
             x = np.clip(np.round(x, int(cfg["decimals"])), self.quantiles[0], self.quantiles[-1])
         elif cfg["kind"] == ColumnKind.DATETIME.value:
             step = cfg["step"]

@@ -44,6 +44,7 @@ _FLOAT_DECIMALS_DEFAULT = 6  # when the schema does not say how many decimals fl
 # Fraction digits a float column may be widened to for values its decimals round to 0: each
 # digit is one more character the decoder spells (and model position a row may need).
 _MAX_DECIMALS = 30
+_SIGNIFICANT_DIGITS = 10  # of an unrounded float column's median magnitude, as the profile's former 10 places
 _TINY_DIGITS = 6  # significant digits kept for the smallest value of such a column
 
 
@@ -428,9 +429,10 @@ def _integer_bound(bound: float | str | None, present: list[Any], up: bool) -> i
 def _float_grid(column: ColumnSchema, present: list[Any], lo: float, hi: float) -> tuple[int, int, int]:
     """``(decimals, low, high)`` of a float column.
 
-    The schema's decimals (the profile caps them at 10) are widened when they would round the
-    column's smallest non-zero magnitude to 0 (values below 1e-10) or leave no grid point between
-    the bounds; a column that needs more than ``_MAX_DECIMALS`` digits is refused.
+    The schema's decimals are used; a column the profile leaves unrounded (more than 10 places)
+    gets about ``_SIGNIFICANT_DIGITS`` significant digits of its median magnitude. Either is
+    widened when it would round the column's smallest non-zero magnitude to 0 or leave no grid
+    point between the bounds; a column that needs more than ``_MAX_DECIMALS`` digits is refused.
     """
     largest = max(abs(float(lo)), abs(float(hi)))
     if largest >= 10.0**_MAX_DECIMALS:
@@ -440,13 +442,23 @@ def _float_grid(column: ColumnSchema, present: list[Any], lo: float, hi: float) 
             f"column {column.name!r} has magnitudes up to {largest:.3g}, more than the llm family spells "
             f"(at most {_MAX_DECIMALS} integer digits): rescale the column in the source (e.g. to larger "
             "units), or use another generator family")
-    decimals = column.decimals if column.decimals is not None else _FLOAT_DECIMALS_DEFAULT
     magnitudes = [abs(float(v)) for v in [*present, lo, hi] if float(v) != 0 and math.isfinite(float(v))]
+    if column.decimals is not None:
+        decimals = column.decimals
+    elif magnitudes:  # full-precision doubles (the profile does not round them): ~10 significant digits
+        typical = float(np.median(magnitudes))
+        decimals = min(max(_SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(typical)), 0), _MAX_DECIMALS)
+    else:
+        decimals = _FLOAT_DECIMALS_DEFAULT
     tiny = min(magnitudes) if magnitudes else None
-    if tiny is not None and value_units(tiny, decimals) == 0:
+    # an unrounded column keeps _TINY_DIGITS significant digits of its smallest value too; a column
+    # of written decimals is widened only where its decimals would round that value to 0
+    short = tiny is not None and (value_units(tiny, decimals) == 0 or (
+        column.decimals is None and tiny * 10.0**decimals < 10.0 ** (_TINY_DIGITS - 1)))
+    if short:
         # keep a few significant digits of the smallest value, fewer when the values are short
         # decimals (1e-12, 2.5e-12); the profile's exactness rule, without its cap
-        need = min(-math.floor(math.log10(tiny)) + _TINY_DIGITS - 1, _MAX_DECIMALS)
+        need = max(min(-math.floor(math.log10(tiny)) + _TINY_DIGITS - 1, _MAX_DECIMALS), decimals)
         arr = np.asarray(magnitudes, dtype=float)
         decimals = next((d for d in range(decimals + 1, need) if
                          np.all(np.abs(arr - np.round(arr, d)) <= 4 * np.spacing(arr))), need)

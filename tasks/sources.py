@@ -370,13 +370,10 @@ def _shape(cell: str) -> str:
     return re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", cell.strip()))
 
 
-_DATE_SEPARATED = re.compile(r"\d[-/:.T]\d")
-
-
 def _temporal_like(cell: str) -> bool:
-    """At least four digits and a date or time separator between digits: ``2020-01-01T00:00Z``,
-    ``01/02/2020 10:00 AM``; never a name such as ``x1``, ``Q1``, ``A1`` or ``item1``."""
-    return sum(c.isdigit() for c in cell) >= 4 and bool(_DATE_SEPARATED.search(cell))
+    """At least four digits, as dates, times and codes have (``2020-01-01T00:00Z``,
+    ``01-Jan-2020``, ``2020-W01``, ``AB1234``); never a name such as ``x1``, ``Q1`` or ``item1``."""
+    return sum(c.isdigit() for c in cell) >= 4
 
 
 def _shaped_like_its_column(cell: str, body: list[str]) -> bool:

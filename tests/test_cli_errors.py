@@ -37,6 +37,7 @@ def _flow_raising(monkeypatch, exc: BaseException) -> list:
         raise exc
 
     monkeypatch.setattr(flows.synthesize, "synthesize", synthesize)
+    monkeypatch.setattr("flows.cli._start_local_server", lambda: False)  # no flow runs: no server either
     return calls
 
 

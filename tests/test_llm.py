@@ -632,6 +632,20 @@ def test_tiny_floats_widen_the_decimals():
         LLMGenerator(LLMConfig(**TINY)).fit(huge, profile_table(huge, "huge"))
 
 
+def test_unrounded_floats_keep_about_ten_significant_digits():
+    """The profile leaves full-precision doubles unrounded (decimals None): the codec keeps ~10
+    significant digits of the typical magnitude, as the former 10-place cap did for values near 1,
+    and more places for small values (a fixed 6 merged values of 0.01..0.09)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"z": rng.normal(size=300), "small": rng.uniform(1, 9, 300) * 1e-2})
+    schema = profile_table(df, "t")
+    assert schema.column("z").decimals is None and schema.column("small").decimals is None
+    for name, places in (("z", 10), ("small", 11)):
+        codec = build_codec(schema.column(name), df[name])
+        assert codec.decimals == places, name
+        assert len(set(codec.column_texts(df[name]))) == 300, name
+
+
 def test_string_storage_comes_back_and_unused_categories_are_never_sampled():
     rng = np.random.default_rng(0)
     n = 120
