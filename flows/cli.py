@@ -392,7 +392,7 @@ def _gate_config(path: Path):
     from validation.errors import InputError
     from validation.gate import GateConfig
 
-    from validation.schema import one_line, yaml_problem
+    from validation.errors import one_line, yaml_problem
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -81,18 +81,18 @@ class CopulaGenerator(Generator):
             if col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
                 # nulls are one more category, by position: no value of the column can stand for them
                 null = s.isna().to_numpy()
-                counts = s[~null].astype(object).value_counts(sort=True)
+                present = s[~null].astype(object)
+                counts = present.value_counts(sort=True)
                 cats, weights = [_jsonable(v) for v in counts.index], counts.to_numpy(dtype=float)
-                codes = pd.Categorical(s[~null].astype(object), categories=counts.index).codes.astype(np.int64)
-                codes_all = np.zeros(len(s), dtype=np.int64)
-                codes_all[~null] = codes
+                codes = pd.Categorical(present, categories=counts.index).codes.astype(np.int64)
                 null_index = None
                 if null.any():  # placed by its frequency, as SDV's UniformEncoder orders categories
                     null_index = int(np.searchsorted(-weights, -float(null.sum()), side="right"))
                     cats.insert(null_index, None)
                     weights = np.insert(weights, null_index, float(null.sum()))
-                    codes_all[~null] = codes + (codes >= null_index)
-                    codes_all[null] = null_index
+                    codes += codes >= null_index
+                codes_all = np.full(len(s), null_index or 0, dtype=np.int64)
+                codes_all[~null] = codes
                 probs = weights / weights.sum()
                 edges = np.concatenate([[0.0], np.cumsum(probs)])
                 edges[-1] = 1.0
@@ -172,10 +172,9 @@ class CopulaGenerator(Generator):
                 else:
                     idx = np.zeros(n, dtype=int)
                 values = np.asarray(cats, dtype=object)[idx]
-                if "null_index" in entry:
-                    if entry["null_index"] is not None:
-                        values[idx == entry["null_index"]] = None
-                else:  # models saved before nulls were positional
+                if entry.get("null_index") is not None:
+                    values[idx == entry["null_index"]] = None
+                elif "null_index" not in entry:  # models saved before nulls were positional
                     values[values == _NULL] = None
                 out[name] = values
             else:

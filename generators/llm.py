@@ -450,9 +450,7 @@ class LLMGenerator(Generator):
         gen.loss_history = meta.get("loss_history", [])
         gen._build_automata()
         gen.device = sampling_device(config.device)
-        gen.model = AutoModelForCausalLM.from_pretrained(
-            directory / MODEL_DIR, local_files_only=True, trust_remote_code=False, use_safetensors=True,
-        ).float().to(gen.device).eval()  # float32 as trained (see _load_pretrained); products are autocast
+        gen.model = _causal_lm(directory / MODEL_DIR).to(gen.device).eval()
         return gen
 
 
@@ -547,12 +545,7 @@ def _load_pretrained(path: str) -> tuple[Tokenizer, PreTrainedModel]:
         fast = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True, trust_remote_code=False)
         tokenizer = fast.backend_tokenizer
     try:
-        # safetensors only: loading a model must never unpickle (a .bin checkpoint could run code)
-        # float32 weights whatever the checkpoint's dtype (most are stored in bf16 or fp16): AdamW
-        # on bf16 weights rounds small updates away, and fp16 overflows; products are autocast.
-        # .float(), not dtype=: transformers before 4.56 takes no dtype argument
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                     use_safetensors=True).float()
+        model = _causal_lm(folder)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM with safetensors weights from {folder}: {exc}") from None
     # values are encoded alone (add_special_tokens=False): no padding or truncation may alter them
@@ -587,3 +580,12 @@ def value_valid(codec: ValueCodec, text: str | None) -> bool:
         return False
     canonical = datetime_texts(np.array([np.datetime64(parsed, "us")]), codec.resolution)[0]  # years < 1000 padded
     return canonical == text and codec.min_text <= text <= codec.max_text
+
+
+def _causal_lm(folder: Path):
+    """A causal LM from a local folder: safetensors only, since loading a model must never unpickle
+    (a .bin checkpoint could run code); float32 weights whatever the checkpoint's dtype (most are
+    stored in bf16 or fp16): AdamW on bf16 weights rounds small updates away, and fp16 overflows;
+    products are autocast. ``.float()``, not ``dtype=``: transformers before 4.56 takes no dtype."""
+    return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
+                                                use_safetensors=True).float()

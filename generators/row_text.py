@@ -111,7 +111,7 @@ class ValueCodec:
             numeric = pd.to_numeric(values, errors="coerce")
             missing, present = numeric.isna().tolist(), numeric.tolist()
             # exact unit arithmetic once per distinct value, as build_codec does
-            texts = {v: self._number_text(v) for v, m in zip(present, missing) if not m}
+            texts = {v: self._number_text(v) for v in dict.fromkeys(v for v, m in zip(present, missing) if not m)}
             return [None if m else texts[v] for v, m in zip(present, missing)]
         stamps = to_utc_naive(values, self.value_type, self.datetime_format).dt.floor(_FLOOR[self.resolution])
         texts = pd.Series(datetime_texts(stamps.to_numpy(), self.resolution), index=stamps.index)
@@ -187,7 +187,7 @@ def build_codec(column: ColumnSchema, values: pd.Series, discrete_max_values: in
     if column.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
         # seen values only: a pandas category column's unused categories (count 0) keep their place
         # in the dtype, but are never sampled
-        categories = [c.value for c in column.categories or [] if c.count > 0]
+        categories = column.seen_category_values
         if not categories:  # a schema without categories: use the training values
             categories = [v.item() if hasattr(v, "item") else v for v in pd.unique(values.dropna())]
         own = [_jsonable(v) for v in values.cat.categories] if isinstance(values.dtype, pd.CategoricalDtype) else None

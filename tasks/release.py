@@ -68,11 +68,14 @@ def to_release_arrow(frame: pd.DataFrame, schema: TableSchema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=target)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, sync: bool = False) -> str:
+    """The file's sha256; with ``sync``, the file is also forced to disk on the same handle."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
+        if sync:
+            os.fsync(fh.fileno())
     return h.hexdigest()
 
 
@@ -138,8 +141,10 @@ def write_release(
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
+        # hashed and forced to disk in one read: a power cut must not leave a renamed, listed
+        # release with empty files
         checksums = {
-            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+            str(p.relative_to(tmp)): sha256_file(p, sync=True) for p in sorted(tmp.rglob("*")) if p.is_file()
         }
         manifest = {
             **manifest,
@@ -151,7 +156,7 @@ def write_release(
             "files": checksums,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-        _sync_tree(tmp)
+        _sync_written(tmp)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, final)
     except BaseException:
@@ -196,15 +201,13 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _sync_tree(folder: Path) -> None:
-    """Force a written release to disk before it is renamed into place and LATEST moves: without
-    it, a power cut could leave a renamed, listed release with empty files."""
-    for path in sorted(folder.rglob("*"), reverse=True):  # files before the folders holding them
-        if path.is_dir():
-            _sync_folder(path)
-        else:
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
+def _sync_written(folder: Path) -> None:
+    """Force the rest of a written release to disk before it is renamed into place and LATEST
+    moves: its manifest (the other files were synced as they were hashed) and its folders."""
+    with open(folder / "manifest.json", "rb") as fh:
+        os.fsync(fh.fileno())
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        _sync_folder(path)
     _sync_folder(folder)
 
 

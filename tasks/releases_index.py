@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from tasks.release import QUARANTINE, latest_name, latest_release, read_latest, sha256_file
+from tasks.release import QUARANTINE, latest_name, read_latest, sha256_file
 from validation.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -95,7 +95,7 @@ def list_releases(out: str | Path, unreadable: list[tuple[Path, str]] | None = N
             notes.append((dataset_dir, f"folder not readable ({exc.strerror or exc})"))
             continue
         latest = latest_name(dataset_dir)
-        if (dataset_dir / "LATEST").is_file() and latest_release(dataset_dir) is None:
+        if (dataset_dir / "LATEST").is_file() and (latest is None or not (dataset_dir / latest / MANIFEST).is_file()):
             notes.append((dataset_dir / "LATEST", "names no release in this folder; the next passing run replaces it"))
         for folder, quarantined in places:
             try:

@@ -367,7 +367,7 @@ def _has_header(sniffer: csv.Sniffer, sample: str, delimiter: str) -> bool:
 
 
 def _shape(cell: str) -> str:
-    return re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", cell.strip()))
+    return _LETTER.sub("a", re.sub(r"\d", "9", cell.strip()))
 
 
 def _temporal_like(cell: str) -> bool:

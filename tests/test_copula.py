@@ -17,6 +17,12 @@ def weather():
     return training_view(df, schema), schema
 
 
+def _fit(df: pd.DataFrame, **options) -> CopulaGenerator:
+    from validation.profile import profile_table
+
+    return make_generator("copula", options).fit(df, profile_table(df, "t"))
+
+
 def test_sample_has_source_dtypes_ranges_and_nulls(weather):
     train, schema = weather
     gen = CopulaGenerator().fit(train, schema)
@@ -95,14 +101,13 @@ def test_datetimes_keep_the_source_resolution(weather):
 
 def test_rounding_and_integer_edges_stay_in_range():
     import numpy as np
-    from validation.profile import profile_table
 
     rng = np.random.default_rng(0)
     ratio = rng.integers(1, 3, 3000) / 3 * rng.integers(1, 2000, 3000) / 1999.0  # more than 10 decimals
     big = rng.integers(0, 1000, 3000).astype(np.int64)
     big[0] = np.iinfo(np.int64).max
     df = pd.DataFrame({"ratio": ratio, "big": big})
-    out = CopulaGenerator().fit(df, profile_table(df, "t")).sample(3000, seed=0)
+    out = _fit(df).sample(3000, seed=0)
     assert out["ratio"].between(ratio.min(), ratio.max()).all()
     assert out["big"].dtype == np.int64 and out["big"].min() >= 0
 
@@ -110,34 +115,26 @@ def test_rounding_and_integer_edges_stay_in_range():
 def test_infinite_values_are_refused():
     import numpy as np
     from validation.errors import InputError
-    from validation.profile import profile_table
 
     df = pd.DataFrame({"x": [1.0, 2.0, -np.inf, 4.0] * 10, "y": range(40)})
     with pytest.raises(InputError, match="infinite"):
-        CopulaGenerator().fit(df, profile_table(df, "t"))
+        _fit(df)
 
 
 def test_a_source_column_named_like_a_null_flag_does_not_replace_it(tmp_path):
     """The model's columns are named by position: a source column ``wind#null`` overwrote the null
     flag of ``wind``, whose nulls were then lost."""
     import numpy as np
-    from validation.profile import profile_table
 
     rng = np.random.default_rng(0)
     wind = rng.gamma(2.0, 2.0, 2000)
     df = pd.DataFrame({"wind": np.where(np.arange(2000) % 9 == 0, np.nan, wind), "wind#null": wind * 2})
-    gen = CopulaGenerator().fit(df, profile_table(df, "t"))
+    gen = _fit(df)
     gen.save(tmp_path)
     for model in (gen, CopulaGenerator.load(tmp_path)):
         out = model.sample(2000, seed=0)
         assert 0.08 < out["wind"].isna().mean() < 0.14 and out["wind#null"].notna().all()
         assert out["wind#null"].min() >= df["wind#null"].min()
-
-
-def _fit(df: pd.DataFrame, **options) -> CopulaGenerator:
-    from validation.profile import profile_table
-
-    return make_generator("copula", options).fit(df, profile_table(df, "t"))
 
 
 def test_zero_rows_and_extreme_magnitudes(tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import yaml
+
 
 class SynthpipeError(Exception):
     """An expected failure with a message that tells the user what to do."""
@@ -45,6 +47,25 @@ def debug_enabled() -> bool:
 
 def internal_error_line(exc: BaseException) -> str:
     """One line naming an unexpected error and how to see its traceback."""
-    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    message = one_line(exc)  # one line, whatever the message holds
     return (f"internal error: {type(exc).__name__}{': ' + message if message else ''} "
             f"(set {DEBUG_ENV}=1 for the traceback)")
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its own message spans lines, with a
+    copy of the offending line and a caret under it)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return one_line(exc)
+    at = lambda mark: f"line {mark.line + 1}, column {mark.column + 1}"  # noqa: E731
+    out = one_line(exc.problem or "") or "malformed"
+    if exc.problem_mark is not None:
+        out += f" at {at(exc.problem_mark)}"
+    if exc.context:
+        out += f" ({one_line(exc.context)}" + (f" from {at(exc.context_mark)})" if exc.context_mark is not None else ")")
+    return out

@@ -14,7 +14,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, Field
 
-from validation.errors import InputError
+from validation.errors import InputError, one_line, yaml_problem
 
 
 class ColumnKind(str, Enum):
@@ -112,6 +112,11 @@ class ColumnSchema(BaseModel):
     def category_values(self) -> list[Any]:
         return [c.value for c in self.categories or []]
 
+    @property
+    def seen_category_values(self) -> list[Any]:
+        """Categories with rows: a pandas category column lists its unused ones with count 0."""
+        return [c.value for c in self.categories or [] if c.count > 0]
+
 
 class TableSchema(BaseModel):
     """Profile of the whole real table."""
@@ -207,25 +212,6 @@ class TableSchema(BaseModel):
 # what the profile measured about the source's column, as opposed to what a schema file may set:
 # a date column "retyped" as string in the file was modeled as categorical and published all null
 _MEASURED = frozenset({"arrow_type", "null_rate", "n_unique"})
-
-
-def one_line(text: object) -> str:
-    """``text`` with every run of whitespace, newlines included, as one space."""
-    return " ".join(str(text).split())
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's error on one line: what is wrong and where (its own message spans lines, with a
-    copy of the offending line and a caret under it)."""
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return one_line(exc)
-    at = lambda mark: f"line {mark.line + 1}, column {mark.column + 1}"  # noqa: E731
-    out = one_line(exc.problem or "") or "malformed"
-    if exc.problem_mark is not None:
-        out += f" at {at(exc.problem_mark)}"
-    if exc.context:
-        out += f" ({one_line(exc.context)}" + (f" from {at(exc.context_mark)})" if exc.context_mark is not None else ")")
-    return out
 
 
 _TEMPORAL_ARROW = ("date", "timestamp")
