@@ -88,19 +88,9 @@ def cpu_has_bf16() -> bool:
 
 def cuda_has_bf16() -> bool:
     """Whether the current CUDA GPU multiplies bf16 natively (compute capability 8.0 and up): on
-    older ones (V100, T4) torch emulates bf16, slower than float32. Asked once per GPU: autocast
-    asks on every LLM step."""
+    older ones (V100, T4) torch emulates bf16, slower than float32."""
     try:
-        return _cuda_has_bf16(torch.cuda.current_device())
-    except (AssertionError, RuntimeError):  # no usable CUDA
-        return False
-
-
-@functools.cache
-def _cuda_has_bf16(index: int) -> bool:
-    try:
-        with torch.cuda.device(index):
-            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     except (AssertionError, RuntimeError, TypeError):  # no usable CUDA, or a torch without the flag
         return False
 
